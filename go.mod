@@ -1,0 +1,3 @@
+module github.com/reiver/go-httpsse
+
+go 1.25
