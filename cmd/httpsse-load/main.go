@@ -1,0 +1,212 @@
+// Command httpsse-load runs the httpsse reliability scenarios against a real HTTP server on
+// loopback and prints a table of results. It exits with status 1 when any check fails.
+//
+// Usage:
+//
+//	go run ./cmd/httpsse-load -scenario=all
+//	go run ./cmd/httpsse-load -scenario=scale -subscribers=10000 -events=100
+//	go run ./cmd/httpsse-load -scenario=churn -cycles=100000
+//	go run ./cmd/httpsse-load -scenario=slow -slow=100 -fast=100 -duration=5s
+//
+// The server side (one shared [httpsse.Route] mounted on an [http.Server]) runs in this
+// process; the subscribers run in a second process, this same program started again with
+// the -child flag, so that the server's memory and goroutine figures hold only the server,
+// and so that each process stays under the limit of open files.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// config holds every flag; the child receives the ones it needs on its command line.
+type config struct {
+	scenario string
+	child    string
+	addr     string
+
+	subscribers int
+	events      int
+	dialers     int
+
+	cycles       int
+	workers      int
+	publishEvery time.Duration
+	probeEvery   time.Duration
+
+	slow          int
+	fast          int
+	duration      time.Duration
+	eventSize     int
+	writeTimeout  time.Duration
+	maxQueued     int
+	rcvbuf        int
+	sndbuf        int
+	serverTimeout time.Duration
+
+	verbose bool
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.scenario, "scenario", "all", "scenario to run: scale, churn, slow or all")
+	flag.StringVar(&cfg.child, "child", "", "internal: run as the subscriber process of this scenario")
+	flag.StringVar(&cfg.addr, "addr", "", "internal: the server's address, for -child")
+
+	flag.IntVar(&cfg.subscribers, "subscribers", 10000, "scale: concurrent subscribers on one shared Route")
+	flag.IntVar(&cfg.events, "events", 100, "scale: events published to all subscribers")
+	flag.IntVar(&cfg.dialers, "dialers", 200, "scale and slow: concurrent connection attempts")
+
+	flag.IntVar(&cfg.cycles, "cycles", 100000, "churn: connect/receive/disconnect cycles")
+	flag.IntVar(&cfg.workers, "workers", 32, "churn: concurrent cycles")
+	flag.DurationVar(&cfg.publishEvery, "publish-every", time.Millisecond, "churn: interval between published events")
+	flag.DurationVar(&cfg.probeEvery, "probe-every", 250*time.Millisecond, "churn: interval between fresh probe subscribers")
+
+	flag.IntVar(&cfg.slow, "slow", 100, "slow: subscribers that stop reading")
+	flag.IntVar(&cfg.fast, "fast", 100, "slow: subscribers that read at full speed")
+	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "slow: how long events are published")
+	flag.IntVar(&cfg.eventSize, "event-size", 1024, "slow: bytes of data per event")
+	flag.DurationVar(&cfg.writeTimeout, "write-timeout", time.Second, "slow: the Route's WriteTimeout")
+	flag.IntVar(&cfg.maxQueued, "max-queued", 256<<10, "slow: the Route's MaxQueuedBytes")
+	flag.IntVar(&cfg.rcvbuf, "rcvbuf", 4096, "slow: SO_RCVBUF of the subscribers that stop reading")
+	flag.IntVar(&cfg.sndbuf, "sndbuf", 64<<10, "slow: SO_SNDBUF of the server's connections (0: the kernel's autotuning, up to 4 MiB on Linux)")
+	flag.DurationVar(&cfg.serverTimeout, "server-timeout", 2*time.Second, "slow: the http.Server's ReadTimeout and WriteTimeout, which must not end healthy streams")
+
+	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
+	flag.Parse()
+
+	raiseOpenFileLimit(cfg.verbose)
+
+	if cfg.child != "" {
+		if err := runChild(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load child %s: %v\n", cfg.child, err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	var scenarios []string
+	switch cfg.scenario {
+	case "all":
+		scenarios = []string{"scale", "churn", "slow"}
+	case "scale", "churn", "slow":
+		scenarios = []string{cfg.scenario}
+	default:
+		fmt.Fprintf(os.Stderr, "httpsse-load: unknown -scenario %q (want scale, churn, slow or all)\n", cfg.scenario)
+		os.Exit(2)
+	}
+
+	var results []result
+	for _, name := range scenarios {
+		logf(cfg, "scenario %s: start", name)
+		start := time.Now()
+		var rs []result
+		var err error
+		switch name {
+		case "scale":
+			rs, err = runScale(cfg)
+		case "churn":
+			rs, err = runChurn(cfg)
+		case "slow":
+			rs, err = runSlow(cfg)
+		}
+		if err != nil {
+			rs = append(rs, result{scenario: name, check: "scenario ran to the end", value: err.Error(), ok: false})
+		}
+		rs = append(rs, result{scenario: name, check: "wall time", value: time.Since(start).Round(time.Millisecond).String(), ok: true, info: true})
+		results = append(results, rs...)
+		logf(cfg, "scenario %s: done in %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	if !printResults(os.Stdout, results) {
+		os.Exit(1)
+	}
+}
+
+// result is one row of the table: a check with its measured value and its limit, or a
+// figure reported for information (info).
+type result struct {
+	scenario string
+	check    string
+	value    string
+	limit    string
+	ok       bool
+	info     bool
+}
+
+func check(scenario, name string, ok bool, value, limit string) result {
+	return result{scenario: scenario, check: name, value: value, limit: limit, ok: ok}
+}
+
+func figure(scenario, name, value string) result {
+	return result{scenario: scenario, check: name, value: value, ok: true, info: true}
+}
+
+// printResults prints the table and reports whether every check passed.
+func printResults(f *os.File, results []result) bool {
+	fmt.Fprintf(f, "\nhttpsse-load results (GOMAXPROCS=%d, %s)\n\n", numCPU(), time.Now().UTC().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(f, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tCHECK\tVALUE\tLIMIT\tRESULT")
+	pass, fail := 0, 0
+	for _, r := range results {
+		status := "PASS"
+		switch {
+		case r.info:
+			status = "-"
+		case !r.ok:
+			status = "FAIL"
+			fail++
+		default:
+			pass++
+		}
+		limit := r.limit
+		if limit == "" {
+			limit = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.scenario, r.check, oneLine(r.value), limit, status)
+	}
+	tw.Flush()
+	fmt.Fprintf(f, "\n%d passed, %d failed\n", pass, fail)
+	return fail == 0
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}
+
+// raiseOpenFileLimit raises the soft limit of open files as far as the hard limit allows.
+// Each subscriber holds one socket in each process.
+func raiseOpenFileLimit(verbose bool) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil && verbose {
+			fmt.Fprintf(os.Stderr, "httpsse-load: raising RLIMIT_NOFILE: %v\n", err)
+		}
+	}
+}
+
+func openFileLimit() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return lim.Cur
+}
+
+func logf(cfg config, format string, args ...any) {
+	if cfg.verbose {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+}
