@@ -576,8 +576,8 @@ func TestScreenshot(t *testing.T) {
 		t.Skip("set HTTPSSE_SCREENSHOT=/path/to/demo.png to remake the screenshot")
 	}
 	needChromium(t)
-	const width, height = 1280, 760
-	hold := 9 * time.Second
+	const width, height = 1280, 690
+	hold := 14 * time.Second
 
 	demo, closer := newDemo(defaultDemoConfig)
 	mux := http.NewServeMux()

@@ -33,7 +33,7 @@ var defaultDemoConfig = demoConfig{
 	tick:      1500 * time.Millisecond,
 	heartbeat: 5 * time.Second,
 	status:    1 * time.Second,
-	streamRun: 10,
+	streamRun: 6,
 	retry:     2 * time.Second,
 }
 
