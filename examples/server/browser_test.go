@@ -319,8 +319,15 @@ type connection struct {
 	hasHeader   bool
 }
 
+// TestBrowserEventSource runs the browser's EventSource against a Route over
+// HTTP/1.1 and over HTTP/2 (TLS, the way browsers speak it).
 func TestBrowserEventSource(t *testing.T) {
 	needChromium(t)
+	t.Run("HTTP1", func(t *testing.T) { testBrowserEventSource(t, false) })
+	t.Run("HTTP2", func(t *testing.T) { testBrowserEventSource(t, true) })
+}
+
+func testBrowserEventSource(t *testing.T, http2 bool) {
 	const retry = 700 * time.Millisecond // far from EventSource's default of 3 s
 
 	steps := conformanceSteps(retry)
@@ -345,6 +352,9 @@ func TestBrowserEventSource(t *testing.T) {
 	})
 	mux.HandleFunc("GET /e2e/stream", func(w http.ResponseWriter, r *http.Request) {
 		c := &connection{arrived: time.Now()}
+		if want := map[bool]int{false: 1, true: 2}[http2]; r.ProtoMajor != want {
+			t.Errorf("%s %s over %s, want HTTP/%d", r.Method, r.URL, r.Proto, want)
+		}
 		c.lastEventID = r.Header.Get("Last-Event-ID")
 		_, c.hasHeader = r.Header["Last-Event-ID"]
 		mu.Lock()
@@ -403,10 +413,18 @@ func TestBrowserEventSource(t *testing.T) {
 		route.ServeHTTP(w, r)
 	})
 
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewUnstartedServer(mux)
+	var flags []string
+	if http2 {
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+		flags = append(flags, "--ignore-certificate-errors") // httptest's own certificate
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(ts.Close)
 
-	b := startBrowser(t, ts.URL+"/e2e/")
+	b := startBrowser(t, ts.URL+"/e2e/", flags...)
 	var got struct {
 		Got        []pageEvent `json:"got"`
 		Errors     []int       `json:"errors"`
