@@ -356,7 +356,7 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 			t.Errorf("%s %s over %s, want HTTP/%d", r.Method, r.URL, r.Proto, want)
 		}
 		c.lastEventID = r.Header.Get("Last-Event-ID")
-		_, c.hasHeader = r.Header["Last-Event-ID"]
+		c.hasHeader = len(r.Header.Values("Last-Event-ID")) > 0
 		mu.Lock()
 		conns = append(conns, c)
 		n := len(conns)
