@@ -1,6 +1,8 @@
 // Command readme-server is the server example of the original README of
 // go-httpsse, unchanged but for gofmt. It serves a per-request stream on
-// :8080. For the full demo, with a page to look at, see ../server.
+// :8080. Its loop never ends, even after the client has gone; ../server shows
+// the same pattern with a loop that stops on [httpsse.ErrClosed], and a page
+// to look at.
 package main
 
 import (
