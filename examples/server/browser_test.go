@@ -480,7 +480,8 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 	}
 }
 
-// demoCheckPage loads the demo page in a same-origin iframe, watches its DOM,
+// demoCheckPage loads the demo page in a same-origin iframe, records every
+// change of its state pills (a MutationObserver sees each one, however short),
 // presses the per-request stream's Stop button once that stream has been
 // resumed after a reconnection, and reports what it saw.
 const demoCheckPage = `<!doctype html>
@@ -490,8 +491,19 @@ const demoCheckPage = `<!doctype html>
 <script>
 "use strict";
 const frame = document.getElementById("demo");
-const seen = {sharedStates: [], streamStates: []};
+const seen = {shared: [], stream: []};
 let stopped = false, done = false;
+frame.addEventListener("load", () => {
+  for (const panel of ["shared", "stream"]) {
+    const pill = frame.contentDocument.querySelector("#" + panel + ' [data-role="state"]');
+    const note = () => {
+      const list = seen[panel];
+      if (list[list.length - 1] !== pill.dataset.state) list.push(pill.dataset.state);
+    };
+    note();
+    new MutationObserver(note).observe(pill, {attributes: true, attributeFilter: ["data-state"]});
+  }
+});
 function text(panel, role) {
   const el = frame.contentDocument && frame.contentDocument.querySelector("#" + panel + ' [data-role="' + role + '"]');
   return el ? el.textContent : "";
@@ -501,7 +513,6 @@ function snapshot() {
   for (const panel of ["shared", "stream"])
     for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed"])
       s[panel + "." + role] = text(panel, role);
-  s["shared.rows"] = frame.contentDocument ? frame.contentDocument.querySelectorAll("#shared tbody tr:not(.sys)").length : 0;
   s["shared.types"] = frame.contentDocument ? Array.from(frame.contentDocument.querySelectorAll("#shared tbody .tag:not(.sys)"), e => e.textContent) : [];
   return s;
 }
@@ -509,13 +520,11 @@ function report(why) {
   if (done) return;
   done = true;
   const s = snapshot();
-  s.why = why; s.sharedStates = seen.sharedStates; s.streamStates = seen.streamStates;
+  s.why = why; s.sharedStates = seen.shared; s.streamStates = seen.stream;
   fetch("/e2e/report", {method: "POST", body: JSON.stringify(s)});
 }
 setInterval(() => {
   const s = snapshot();
-  for (const [key, list] of [["shared.state", seen.sharedStates], ["stream.state", seen.streamStates]])
-    if (s[key] && list[list.length - 1] !== s[key]) list.push(s[key]);
   const types = new Set(s["shared.types"]);
   if (!stopped && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
       s["shared.state"] === "open" && types.has("heartbeat") && types.has("note") && types.has("message")) {
@@ -538,7 +547,6 @@ func TestBrowserDemoPage(t *testing.T) {
 		retry:     300 * time.Millisecond,
 	}
 	demo, closer := newDemo(cfg)
-	t.Cleanup(func() { closer.Close() })
 
 	mux := http.NewServeMux()
 	rp := newReports(t, mux)
@@ -556,17 +564,15 @@ func TestBrowserDemoPage(t *testing.T) {
 	if got["why"] != "stopped" {
 		t.Fatalf("the demo page never got to the expected state: %v", got)
 	}
-	want := map[string]any{
-		"shared.state":   "open",
-		"stream.state":   "stopped",
-		"sharedStates":   []any{"connecting", "open"},
-		"shared.lastid":  nil, // checked below
-		"stream.resumed": nil,
-	}
-	for k, v := range want {
-		if v != nil && !reflect.DeepEqual(got[k], v) {
+	for k, v := range map[string]string{"shared.state": "open", "stream.state": "stopped"} {
+		if got[k] != v {
 			t.Errorf("demo page %s = %v, want %v", k, got[k], v)
 		}
+	}
+	// The shared stream never broke: it was connecting (perhaps already open
+	// when the observer started) and then open.
+	if states := fmt.Sprint(got["sharedStates"]); states != "[connecting open]" && states != "[open]" {
+		t.Errorf("shared stream went through states %s, want [connecting open]", states)
 	}
 	if s, _ := got["shared.beat"].(string); s == "–" || s == "" {
 		t.Errorf("demo page shared.beat = %q, want a heartbeat shown", s)

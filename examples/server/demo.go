@@ -137,6 +137,9 @@ func (d *demo) publishTicks() {
 // writeTick writes the shared route's event number n. Most are "tick"
 // events; every fifth is a "note" with multi-line data and every seventh has
 // no event name, so the browser dispatches it as "message".
+//
+// Only the last Write's error needs returning: a failed Write spoils the
+// whole event anyway (PublishEvent then sends nothing and returns the error).
 func (d *demo) writeTick(ew httpsse.EventWriter, n int) error {
 	id := strconv.Itoa(n)
 	switch {
