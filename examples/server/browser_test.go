@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -217,17 +218,29 @@ let opens = 0, reported = false;
 function report() {
   if (reported) return;
   reported = true;
-  post("/e2e/report", JSON.stringify({got, errors, opens, readyState: es.readyState}));
+  post("/e2e/report", JSON.stringify({got, errors, opens, readyState: es.readyState, burst}));
   es.close();
 }
 const es = new EventSource("/e2e/stream");
+// fnv is FNV-1a over UTF-16 code units: over ASCII, Go's hash/fnv New32a.
+function fnv(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16);
+}
 function record(e) {
-  got.push({type: e.type, data: e.data, id: e.lastEventId});
+  const data = e.data.length > 4096 ? "len:" + e.data.length + " fnv:" + fnv(e.data) : e.data;
+  got.push({type: e.type, data: data, id: e.lastEventId});
   if (e.type === "bye") post("/e2e/ack?phase=1");
   if (e.type === "welcome") post("/e2e/ack?phase=2");
 }
 es.onmessage = record;
 for (const type of ["greeting", "bye", "welcome"]) es.addEventListener(type, record);
+const burst = {count: 0, outOfOrder: 0};
+es.addEventListener("burst", (e) => {
+  if (e.data !== String(burst.count)) burst.outOfOrder++;
+  burst.count++;
+});
 es.onopen = () => { opens++; post("/e2e/log", "open #" + opens); };
 es.onerror = () => {
   errors.push(es.readyState);
@@ -256,7 +269,20 @@ func data(s string) func(httpsse.EventWriter) error {
 	return func(ew httpsse.EventWriter) error { return ew.WriteData(s) }
 }
 
+// summary is how the page reports data longer than 4096 characters
+// (ASCII only here).
+func summary(s string) string {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return fmt.Sprintf("len:%d fnv:%x", len(s), h.Sum32())
+}
+
+// burstSize is how many small events the first stream sends in a row, before
+// its last step: a browser reading at full speed must get them all, in order.
+const burstSize = 3000
+
 func conformanceSteps(retry time.Duration) []conformanceStep {
+	large := strings.Repeat(strings.Repeat("0123456789abcdef", 6)+"\r\n", 1<<20/98)
 	return []conformanceStep{
 		{"plain", data("plain"), &pageEvent{"message", "plain", ""}},
 		{"LF inside WriteData", data("lf-1\nlf-2"), &pageEvent{"message", "lf-1\nlf-2", ""}},
@@ -302,6 +328,7 @@ func conformanceSteps(retry time.Duration) []conformanceStep {
 			ew.WriteID("")
 			return ew.WriteData("id reset")
 		}, &pageEvent{"message", "id reset", ""}},
+		{"1 MiB of data with CRLFs", data(large), &pageEvent{"message", summary(strings.ReplaceAll(large, "\r\n", "\n")), ""}},
 		{"retry and last id", func(ew httpsse.EventWriter) error {
 			ew.WriteRetry(retry)
 			ew.WriteEvent("bye")
@@ -386,7 +413,17 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 				return true
 			}
 			if n == 1 {
-				for _, s := range steps {
+				for i, s := range steps {
+					if i == len(steps)-1 {
+						for j := 0; j < burstSize; j++ {
+							if !publish("burst", func(ew httpsse.EventWriter) error {
+								ew.WriteEvent("burst")
+								return ew.WriteData(fmt.Sprint(j))
+							}) {
+								return
+							}
+						}
+					}
 					if !publish(s.name, s.write) {
 						return
 					}
@@ -430,6 +467,10 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 		Errors     []int       `json:"errors"`
 		Opens      int         `json:"opens"`
 		ReadyState int         `json:"readyState"`
+		Burst      struct {
+			Count      int `json:"count"`
+			OutOfOrder int `json:"outOfOrder"`
+		} `json:"burst"`
 	}
 	rp.wait(b, 45*time.Second, &got)
 
@@ -451,6 +492,9 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 		if g == nil || w == nil || *g != *w {
 			t.Errorf("event %d: browser dispatched %+v, want %+v", i, g, w)
 		}
+	}
+	if got.Burst.Count != burstSize || got.Burst.OutOfOrder != 0 {
+		t.Errorf("burst: browser got %d events, %d out of order, want %d in order", got.Burst.Count, got.Burst.OutOfOrder, burstSize)
 	}
 	if got.Opens != 2 {
 		t.Errorf("EventSource opened %d times, want 2 (the first stream and one reconnection)", got.Opens)
