@@ -193,8 +193,8 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	if !idSame {
 		n += len(dec.id)
 	}
-	if n == 0 {
-		ev.data = ""
+	if n == 0 { // empty data, and any changed name or ID is empty too
+		ev.data, ev.name, ev.id = "", string(dec.name), string(dec.id)
 		return
 	}
 	var b strings.Builder
