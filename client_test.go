@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"slices"
 	"strings"
@@ -1319,4 +1320,62 @@ func TestDialChunked(t *testing.T) {
 	c := dial(t, ts.URL, httpsse.Reconnect(false))
 	checkEvents(t, collect(t, c), want)
 	checkErrNil(t, c)
+}
+
+func TestReconnectUnsendableLastEventID(t *testing.T) {
+	// An ID may hold control characters that net/http refuses to put in a header. Such a
+	// reconnection can never be sent: the stream must end with an error that says so, not
+	// retry forever.
+	ts := newServer(t, stream("id: a\x01b\ndata: a\n\n"), stream("data: never\n\n"))
+	c := dial(t, ts.URL, httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{"", "a\x01b", "a"}})
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "Last-Event-ID") {
+		t.Errorf("Err() = %v, want an error naming Last-Event-ID", err)
+	}
+	if n := len(ts.Attempts()); n != 1 {
+		t.Errorf("server saw %d requests, want 1", n)
+	}
+}
+
+func TestDialRequestLiteral(t *testing.T) {
+	// A request built as a struct literal: an empty Method means GET (so it reconnects),
+	// and a nil Header is allowed.
+	ts := newServer(t, stream("id: 1\ndata: a\n\n"), stream("data: b\n\n"))
+	u, err := url.Parse(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialRequest(t, &http.Request{URL: u}, httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{"", "1", "a"}, {"", "1", "b"}})
+	checkErrNil(t, c)
+	a := ts.Attempts()
+	if len(a) != 3 {
+		t.Fatalf("server saw %d requests, want 3", len(a))
+	}
+	for i, at := range a {
+		if at.method != http.MethodGet || at.header.Get("Accept") != httpsse.ContentType {
+			t.Errorf("request %d = %s with Accept %q, want GET with %q", i+1, at.method, at.header.Get("Accept"), httpsse.ContentType)
+		}
+	}
+}
+
+func TestDialRequestLastEventID(t *testing.T) {
+	// A caller resuming a stream sets Last-Event-ID itself; it is the last event ID until the
+	// server sends another, so a reconnection resumes from it too.
+	ts := newServer(t, stream("data: a\n\n"), stream("id: 9\ndata: b\n\n"), stream("data: c\n\n"))
+	req := newRequest(t, context.Background(), http.MethodGet, ts.URL, "")
+	req.Header.Set("Last-Event-ID", "5")
+	c := dialRequest(t, req, httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{"", "5", "a"}, {"", "9", "b"}, {"", "9", "c"}})
+	checkErrNil(t, c)
+	a := ts.Attempts()
+	want := []string{"5", "5", "9", "9"}
+	if len(a) != len(want) {
+		t.Fatalf("server saw %d requests, want %d", len(a), len(want))
+	}
+	for i := range a {
+		if got := a[i].header.Get("Last-Event-ID"); got != want[i] {
+			t.Errorf("request %d Last-Event-ID = %q, want %q", i+1, got, want[i])
+		}
+	}
 }
