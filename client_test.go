@@ -1115,6 +1115,8 @@ func TestDecode(t *testing.T) {
 
 func TestMaxEventSize(t *testing.T) {
 	big := strings.Repeat("x", 2000)
+	huge := strings.Repeat("h", 17<<20) // over the default limit of 16 MiB
+	hugeEvent := "data: " + huge + "\n\n"
 	tests := []struct {
 		name   string
 		opts   []httpsse.DialOption
@@ -1153,28 +1155,28 @@ func TestMaxEventSize(t *testing.T) {
 		},
 		{
 			name:   "line over 64 KiB",
-			stream: "data: " + strings.Repeat("y", 200<<10) + "\n\n",
-			data:   []string{strings.Repeat("y", 200<<10)},
+			stream: "data: " + huge[:200<<10] + "\n\n",
+			data:   []string{huge[:200<<10]},
 		},
 		{
 			name:   "6 MiB event in one line",
-			stream: "data: " + strings.Repeat("z", 6<<20) + "\n\n",
-			data:   []string{strings.Repeat("z", 6<<20)},
+			stream: "data: " + huge[:6<<20] + "\n\n",
+			data:   []string{huge[:6<<20]},
 		},
 		{
 			name:   "6 MiB event in 6 lines",
-			stream: strings.Repeat("data: "+strings.Repeat("w", 1<<20)+"\n", 6) + "\n",
-			data:   []string{strings.TrimSuffix(strings.Repeat(strings.Repeat("w", 1<<20)+"\n", 6), "\n")},
+			stream: strings.Repeat("data: "+huge[:1<<20]+"\n", 6) + "\n",
+			data:   []string{strings.Repeat(huge[:1<<20]+"\n", 5) + huge[:1<<20]},
 		},
 		{
 			name:   "no limit",
 			opts:   []httpsse.DialOption{httpsse.MaxEventSize(0)},
-			stream: "data: " + strings.Repeat("v", 17<<20) + "\n\n",
-			data:   []string{strings.Repeat("v", 17<<20)},
+			stream: hugeEvent,
+			data:   []string{huge},
 		},
 		{
 			name:   "default limit of 16 MiB",
-			stream: "data: " + strings.Repeat("u", 17<<20) + "\n\n",
+			stream: hugeEvent,
 			tooBig: true,
 		},
 	}
