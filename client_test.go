@@ -35,6 +35,7 @@ func (e ev) String() string { return fmt.Sprintf("{name %q id %q data %q}", e.Na
 // attempt is what the server saw of one request.
 type attempt struct {
 	method     string
+	path       string
 	header     http.Header
 	body       string
 	protoMajor int
@@ -90,6 +91,7 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := len(s.attempts)
 	s.attempts = append(s.attempts, attempt{
 		method:     r.Method,
+		path:       r.URL.Path,
 		header:     r.Header.Clone(),
 		body:       string(body),
 		protoMajor: r.ProtoMajor,
@@ -1378,6 +1380,63 @@ func TestDialRequestLastEventID(t *testing.T) {
 	for i := range a {
 		if got := a[i].header.Get("Last-Event-ID"); got != want[i] {
 			t.Errorf("request %d Last-Event-ID = %q, want %q", i+1, got, want[i])
+		}
+	}
+}
+
+func TestCloseWithEventsBuffered(t *testing.T) {
+	// Events already read from the connection are not yielded after Close.
+	ts := newServer(t, hold("data: a\n\ndata: b\n\ndata: c\n\n"))
+	c := dial(t, ts.URL)
+	if got, want := nextEvent(t, c), (ev{Data: "a"}); got != want {
+		t.Errorf("event = %v, want %v", got, want)
+	}
+	c.Close()
+	if next(t, c, waitFor) {
+		t.Errorf("Next() after Close = true (event %v), want false", decode(t, c))
+	}
+	checkErrNil(t, c)
+}
+
+func TestDecodeWithoutEvent(t *testing.T) {
+	ts := newServer(t, stream("data: a\n\n"))
+	c := dial(t, ts.URL, httpsse.Reconnect(false))
+	var e httpsse.Event
+	if err := c.Decode(&e); err == nil {
+		t.Errorf("Decode before Next: error = nil, want one")
+	}
+	checkEvents(t, collect(t, c), []ev{{Data: "a"}})
+	if err := c.Decode(&e); err == nil {
+		t.Errorf("Decode after a false Next: error = nil, want one")
+	}
+}
+
+func TestDialRedirect(t *testing.T) {
+	// EventSource follows redirects, and reconnects to the URL it was given.
+	var ts *sseServer
+	ts = newServer(t,
+		func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/events", http.StatusFound) },
+		stream("id: 1\ndata: a\n\n"),
+		func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/events", http.StatusTemporaryRedirect)
+		},
+		stream("data: b\n\n"),
+	)
+	c := dial(t, ts.URL+"/start", httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{"", "1", "a"}, {"", "1", "b"}})
+	checkErrNil(t, c)
+	a := ts.Attempts()
+	if len(a) != 5 {
+		t.Fatalf("server saw %d requests, want 5", len(a))
+	}
+	for i, want := range []string{"/start", "/events", "/start", "/events", "/start"} {
+		if a[i].path != want {
+			t.Errorf("request %d path = %q, want %q", i+1, a[i].path, want)
+		}
+	}
+	for i := 2; i < 4; i++ {
+		if got := a[i].header.Get("Last-Event-ID"); got != "1" {
+			t.Errorf("request %d Last-Event-ID = %q, want %q", i+1, got, "1")
 		}
 	}
 }
