@@ -32,7 +32,7 @@ import (
 // Decode stores the current event into an *[Event] or an [EventSetter]; any other type is
 // an error that does not end the stream. Err returns the error that ended the stream, nil
 // after a clean end or after Close. Close ends the connection and makes a Next blocked in
-// another goroutine return false, as is every later Next, even for events already read; it
+// another goroutine return false, as does every later Next, even for events already read; it
 // is idempotent.
 //
 // Next, Decode and Err must be called from one goroutine at a time; Close may be called from
