@@ -803,6 +803,19 @@ func TestDialRequestNonGET(t *testing.T) {
 		}
 	})
 
+	t.Run("broken stream not re-sent by default", func(t *testing.T) {
+		ts := newServer(t, broken("data: a\n\ndata: b"), stream("data: never\n\n"))
+		req := newRequest(t, context.Background(), http.MethodPost, ts.URL, "prompt")
+		c := dialRequest(t, req, httpsse.ReconnectDelay(time.Millisecond))
+		checkEvents(t, collect(t, c), []ev{{Data: "a"}})
+		if err := c.Err(); err == nil {
+			t.Errorf("Err() = nil, want the error that broke the stream")
+		}
+		if n := len(ts.Attempts()); n != 1 {
+			t.Errorf("server saw %d requests, want exactly 1", n)
+		}
+	})
+
 	t.Run("re-sent with ReconnectNonGET", func(t *testing.T) {
 		ts := newServer(t, stream("id: 1\ndata: a\n\n"), broken("data: b\n\n"))
 		req := newRequest(t, context.Background(), http.MethodPost, ts.URL, "prompt")
@@ -1150,6 +1163,13 @@ func TestMaxEventSize(t *testing.T) {
 			tooBig: true,
 		},
 		{
+			name:   "over the limit in the event name",
+			opts:   []httpsse.DialOption{httpsse.MaxEventSize(1024)},
+			stream: "data: small\n\nevent: " + big + "\ndata: x\n\ndata: after\n\n",
+			data:   []string{"small"},
+			tooBig: true,
+		},
+		{
 			name:   "under the limit",
 			opts:   []httpsse.DialOption{httpsse.MaxEventSize(4096)},
 			stream: "data: " + big + "\n\n",
@@ -1205,6 +1225,8 @@ func TestMaxEventSize(t *testing.T) {
 			if tt.tooBig {
 				if !errors.Is(err, httpsse.ErrEventTooLarge) {
 					t.Errorf("Err() = %v, want an error that is ErrEventTooLarge", err)
+				} else if !strings.HasPrefix(err.Error(), "httpsse: ") {
+					t.Errorf("Err() = %q, want the prefix %q", err, "httpsse: ")
 				}
 				if n := len(ts.Attempts()); n != 1 {
 					t.Errorf("server saw %d requests, want 1 (no reconnection after a too large event)", n)
@@ -1439,4 +1461,83 @@ func TestDialRedirect(t *testing.T) {
 			t.Errorf("request %d Last-Event-ID = %q, want %q", i+1, got, "1")
 		}
 	}
+}
+
+func TestReconnectStreamStartsAfresh(t *testing.T) {
+	// A new stream starts a new parse: its BOM is dropped, and nothing of an event the old
+	// stream left unterminated (name, data) leaks into the first event of the new one.
+	ts := newServer(t,
+		stream("data: a\n\nevent: x\ndata: partial\ndata: more"),
+		stream("\xEF\xBB\xBFdata: b\n\n"),
+		stream("\xEF\xBB\xBF\xEF\xBB\xBFdata: c\n\n"), // only one BOM is dropped
+	)
+	c := dial(t, ts.URL, httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{Data: "a"}, {Data: "b"}})
+	checkErrNil(t, c)
+}
+
+// headerTransport adds a header to every request it sends.
+type headerTransport struct {
+	key, value string
+	next       http.RoundTripper
+}
+
+func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set(h.key, h.value)
+	return h.next.RoundTrip(req)
+}
+
+func TestHTTPClient(t *testing.T) {
+	ts := newServer(t, stream("data: a\n\n"), broken("data: b\n\n"))
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: headerTransport{"X-Via", "custom", transport}}
+	c := dial(t, ts.URL, httpsse.HTTPClient(client), httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c), []ev{{Data: "a"}, {Data: "b"}})
+	checkErrNil(t, c)
+	a := ts.Attempts()
+	if len(a) != 3 {
+		t.Fatalf("server saw %d requests, want 3", len(a))
+	}
+	for i, at := range a {
+		if got := at.header.Get("X-Via"); got != "custom" {
+			t.Errorf("request %d header X-Via = %q, want %q (sent through the HTTPClient)", i+1, got, "custom")
+		}
+	}
+
+	// HTTPClient(nil) is the default client.
+	ts2 := newServer(t, stream("data: a\n\n"))
+	c2 := dial(t, ts2.URL, httpsse.HTTPClient(nil), httpsse.ReconnectDelay(time.Millisecond))
+	checkEvents(t, collect(t, c2), []ev{{Data: "a"}})
+	checkErrNil(t, c2)
+}
+
+func TestCloseConcurrent(t *testing.T) {
+	ts := newServer(t, hold("data: a\n\n"))
+	c := dial(t, ts.URL)
+	nextEvent(t, c)
+	result := make(chan bool, 1)
+	go func() { result <- c.Next() }()
+	time.Sleep(10 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Close(); err != nil {
+				t.Errorf("Close() = %v, want nil", err)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case ok := <-result:
+		if ok {
+			t.Errorf("Next() after Close = true, want false")
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("Next() still blocked %v after Close", waitFor)
+	}
+	checkErrNil(t, c)
 }
