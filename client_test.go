@@ -1435,8 +1435,7 @@ func TestDecodeWithoutEvent(t *testing.T) {
 
 func TestDialRedirect(t *testing.T) {
 	// EventSource follows redirects, and reconnects to the URL it was given.
-	var ts *sseServer
-	ts = newServer(t,
+	ts := newServer(t,
 		func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/events", http.StatusFound) },
 		stream("id: 1\ndata: a\n\n"),
 		func(w http.ResponseWriter, r *http.Request) {
