@@ -945,6 +945,7 @@ func TestClose(t *testing.T) {
 		{"Next blocked reading", false, []step{hold("data: a\n\n")}, nil, 0},
 		{"Next blocked reading HTTP/2", true, []step{hold("data: a\n\n")}, nil, 0},
 		{"waiting to reconnect (option)", false, []step{stream("data: a\n\n")}, []httpsse.DialOption{httpsse.ReconnectDelay(time.Minute)}, 1},
+		{"waiting to reconnect HTTP/2", true, []step{stream("data: a\n\n")}, []httpsse.DialOption{httpsse.ReconnectDelay(time.Minute)}, 1},
 		{"waiting to reconnect (retry)", false, []step{stream("retry: 60000\ndata: a\n\n")}, nil, 1},
 		{"reconnecting fails", false, failing(),
 			[]httpsse.DialOption{httpsse.ReconnectDelay(time.Millisecond)}, 3},
