@@ -1581,9 +1581,6 @@ func TestDecodeReusedEvent(t *testing.T) {
 }
 
 func TestDecodeReusedEventEmptyData(t *testing.T) {
-	t.Skip("BUG: decoder.go decodeEvent: an event with empty data and no name (or no ID) " +
-		"decoded into an Event that held a name (or an ID) keeps the old name (or ID): the " +
-		"n == 0 branch returns before setting ev.name and ev.id to \"\"")
 	ts := newServer(t, stream("event: x\nid: 1\ndata: a\n\n", "id\ndata\n\n"))
 	c := dial(t, ts.URL, httpsse.Reconnect(false))
 	var e httpsse.Event
