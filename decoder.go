@@ -193,8 +193,8 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	if !idSame {
 		n += len(dec.id)
 	}
-	if n == 0 {
-		ev.data = ""
+	if n == 0 { // empty data, and any changed name or ID is empty too
+		ev.data, ev.name, ev.id = "", string(dec.name), string(dec.id)
 		return
 	}
 	var b strings.Builder
@@ -234,7 +234,11 @@ func (dec *Decoder) interpret(line []byte) bool {
 	}
 	// "If the line starts with a U+003A COLON character (:): Ignore the line."
 	if line[0] == ':' {
-		dec.checkSize(dec.collapsedLen() + len(dec.name) + len(line) - 1)
+		comment := line[1:]
+		if len(comment) > 0 && comment[0] == ' ' {
+			comment = comment[1:]
+		}
+		dec.checkSize(dec.collapsedLen() + len(dec.name) + len(comment))
 		return false
 	}
 	// "If the line contains a U+003A COLON character: Collect the characters on the line

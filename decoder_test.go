@@ -266,6 +266,7 @@ func TestDecoderMaxEventSize(t *testing.T) {
 		{"long id", 10, "id: " + strings.Repeat("x", 11) + "\n", 0, true},
 		{"long unterminated line", 10, "data: " + strings.Repeat("x", 100), 0, true},
 		{"long comment line", 10, ": " + strings.Repeat("x", 100) + "\n", 0, true},
+		{"comment at the limit", 10, ": " + strings.Repeat("x", 10) + "\ndata: a\n\n", 1, false},
 		{"no limit", 0, "data: " + strings.Repeat("x", 100) + "\n\n", 1, false},
 		{"events before the big one are yielded", 10, "data: a\n\ndata: " + strings.Repeat("x", 100) + "\n\n", 1, true},
 	}
