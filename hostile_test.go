@@ -518,6 +518,14 @@ func TestHostileValuesOverHTTP(t *testing.T) {
 	}
 	values := hostileValues(t)
 	ch := make(chan []sent, 1)
+	// The publisher waits until the reader has each marker before it goes on: a reader
+	// slower than the publisher would otherwise fall more than MaxQueuedBytes behind
+	// after a few 16 MiB values, and be dropped, as it should be.
+	seen := make(chan int, 1)
+	readerGone := make(chan struct{})
+	var goneOnce sync.Once
+	stopPublisher := func() { goneOnce.Do(func() { close(readerGone) }) }
+	defer stopPublisher()
 	go func() {
 		var all []sent
 		marker := func(i int) {
@@ -525,6 +533,10 @@ func TestHostileValuesOverHTTP(t *testing.T) {
 				w.WriteEvent("marker")
 				return w.WriteData(fmt.Sprint(i))
 			})
+			select {
+			case <-seen:
+			case <-readerGone:
+			}
 		}
 		for _, m := range hostileMethods {
 			for _, hv := range values {
@@ -566,7 +578,11 @@ func TestHostileValuesOverHTTP(t *testing.T) {
 			break
 		}
 		evs = append(evs, ev)
+		if ev.EventName() == "marker" {
+			seen <- 0
+		}
 	}
+	stopPublisher()
 	if err := dec.Err(); err != nil {
 		t.Fatalf("Decoder: %v", err)
 	}
