@@ -18,6 +18,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -49,7 +51,8 @@ type config struct {
 	sndbuf        int
 	serverTimeout time.Duration
 
-	verbose bool
+	verbose    bool
+	memprofile string
 }
 
 func main() {
@@ -78,6 +81,7 @@ func main() {
 	flag.DurationVar(&cfg.serverTimeout, "server-timeout", 2*time.Second, "slow: the http.Server's ReadTimeout and WriteTimeout, which must not end healthy streams")
 
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
+	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
 	flag.Parse()
 
 	raiseOpenFileLimit(cfg.verbose)
@@ -120,7 +124,15 @@ func main() {
 		}
 		rs = append(rs, result{scenario: name, check: "wall time", value: time.Since(start).Round(time.Millisecond).String(), ok: true, info: true})
 		results = append(results, rs...)
-		logf(cfg, "scenario %s: done in %v", name, time.Since(start).Round(time.Millisecond))
+		if cfg.verbose {
+			m := measureMemory()
+			logf(cfg, "scenario %s: done in %v; live heap now %d bytes, heap in use %d, goroutines %d", name, time.Since(start).Round(time.Millisecond), m.heapAlloc, m.heapInuse, runtime.NumGoroutine())
+		}
+	}
+	if cfg.memprofile != "" {
+		if err := writeHeapProfile(cfg.memprofile); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+		}
 	}
 	if !printResults(os.Stdout, results) {
 		os.Exit(1)
@@ -209,4 +221,14 @@ func logf(cfg config, format string, args ...any) {
 	if cfg.verbose {
 		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 	}
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.WriteHeapProfile(f)
 }
