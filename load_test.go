@@ -584,3 +584,304 @@ func TestLoadSlowSubscribers(t *testing.T) {
 	srv.ts.Close()
 	waitForGoroutines(t, base, "after Close")
 }
+
+func TestLoadSlowSubscriberHTTP2(t *testing.T) {
+	// On HTTP/2 a subscriber that stops reading shares its connection with one that reads:
+	// the slow stream is dropped (its flow-control window fills, the write deadline passes),
+	// and the fast stream on the same connection goes on without a stall.
+	const writeTimeout = 500 * time.Millisecond
+	base := runtime.NumGoroutine()
+	route := httpsse.NewRoute(httpsse.WriteTimeout(writeTimeout), httpsse.MaxQueuedBytes(256<<10))
+	var mu sync.Mutex
+	ended := map[string]time.Time{}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route.ServeHTTP(w, r)
+		mu.Lock()
+		ended[r.URL.Query().Get("role")] = time.Now()
+		mu.Unlock()
+	}))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	client := ts.Client()
+	defer func() {
+		route.Close()
+		ts.Close()
+		client.CloseIdleConnections()
+	}()
+
+	get := func(role string) *http.Response {
+		resp, err := client.Get(ts.URL + "/events?role=" + role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("response over %s, want HTTP/2", resp.Proto)
+		}
+		return resp
+	}
+	slow := get("slow")
+	defer slow.Body.Close()
+	fast := get("fast")
+	defer fast.Body.Close()
+
+	type fastResult struct {
+		last   int
+		maxGap time.Duration
+		err    error
+	}
+	synced := make(chan struct{})
+	done := make(chan fastResult, 1)
+	go func() {
+		var r fastResult
+		dec := httpsse.NewDecoder(fast.Body)
+		var lastAt time.Time
+		isSynced := false
+		for dec.Next() {
+			var ev httpsse.Event
+			dec.Decode(&ev)
+			now := time.Now()
+			switch ev.EventName() {
+			case "sync":
+				if !isSynced {
+					isSynced = true
+					close(synced)
+				}
+			case "seq":
+				k, _ := strconv.Atoi(strings.TrimRight(ev.EventDataCollapsed(), "x"))
+				if k != r.last+1 && r.err == nil {
+					r.err = fmt.Errorf("event %d after %d", k, r.last)
+				}
+				if r.last > 0 {
+					r.maxGap = max(r.maxGap, now.Sub(lastAt))
+				}
+				r.last, lastAt = k, now
+			}
+		}
+		if r.err == nil {
+			r.err = dec.Err()
+		}
+		done <- r
+	}()
+	stopSync := make(chan struct{})
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		publishSyncUntil(route, stopSync)
+	}()
+	select {
+	case <-synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fast subscriber got no event")
+	}
+	close(stopSync)
+	<-syncDone
+
+	// 4 KiB events every millisecond for 2 s: 8 MiB, more than the client's 4 MiB
+	// per-stream window, so the slow stream's writes block.
+	pad := strings.Repeat("x", 4000)
+	start := time.Now()
+	published := 0
+	tick := time.NewTicker(time.Millisecond)
+	for time.Since(start) < 2*time.Second {
+		<-tick.C
+		if err := publishNumbered(route, "seq", published+1, pad); err != nil {
+			t.Fatal(err)
+		}
+		published++
+	}
+	tick.Stop()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		_, slowEnded := ended["slow"]
+		mu.Unlock()
+		if slowEnded || time.Now().After(deadline) {
+			if !slowEnded {
+				t.Errorf("the slow HTTP/2 stream was not dropped %v after publishing began", time.Since(start))
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	_, fastEnded := ended["fast"]
+	mu.Unlock()
+	if fastEnded {
+		t.Error("the fast HTTP/2 stream was dropped")
+	}
+	route.Close()
+	r := <-done
+	if r.err != nil || r.last != published {
+		t.Errorf("fast stream: %d of %d events, error %v", r.last, published, r.err)
+	}
+	if r.maxGap > writeTimeout/2 {
+		t.Errorf("fast stream: %v between two events, want at most %v", r.maxGap, writeTimeout/2)
+	}
+	slow.Body.Close()
+	fast.Body.Close()
+	ts.Close()
+	client.CloseIdleConnections()
+	waitForGoroutines(t, base, "after Close")
+}
+
+func TestLoadConcurrentPublishersAndClose(t *testing.T) {
+	// Several publishers, a heartbeat every millisecond and subscribers coming and going,
+	// then Close in the middle of it all: every subscriber sees each publisher's events
+	// whole and in order with none missing while it is attached, every PublishEvent after
+	// Close returns ErrClosed, and nothing is left running.
+	base := runtime.NumGoroutine()
+	route := httpsse.NewRoute(httpsse.WriteTimeout(2 * time.Second))
+	srv := newLoadServer(t, route, 0, 0)
+	hb := httpsse.HeartBeat(time.Millisecond, route)
+
+	const publishers = 4
+	var pubWG sync.WaitGroup
+	pubErrs := make(chan error, publishers)
+	for p := range publishers {
+		pubWG.Add(1)
+		go func() {
+			defer pubWG.Done()
+			for k := 1; ; k++ {
+				err := route.PublishEvent(func(w httpsse.EventWriter) error {
+					w.WriteEvent(fmt.Sprintf("p%d", p))
+					w.WriteID(fmt.Sprintf("%d-%d", p, k))
+					w.WriteData(strconv.Itoa(k))
+					return w.WriteData(strings.Repeat("z", k%300))
+				})
+				if err != nil {
+					if !errors.Is(err, httpsse.ErrClosed) {
+						pubErrs <- fmt.Errorf("publisher %d: PublishEvent = %v, want ErrClosed", p, err)
+					}
+					return
+				}
+			}
+		}()
+	}
+
+	var subWG sync.WaitGroup
+	subErrs := make(chan error, 64)
+	var streams atomic.Int64
+	for i := range 16 {
+		subWG.Add(1)
+		go func() {
+			defer subWG.Done()
+			for round := 0; ; round++ {
+				s, err := dialLoadSubscriber(srv.addr, "chaos", 0)
+				if err != nil {
+					return // 204 once the Route is closed
+				}
+				streams.Add(1)
+				last := map[string]int{}
+				want := 1 + (i*7+round*13)%40
+				for got := 0; got < want; got++ {
+					ev, err := s.next(5 * time.Second)
+					if err != nil {
+						if !errors.Is(err, io.EOF) {
+							select {
+							case subErrs <- fmt.Errorf("subscriber %d: %v", i, err):
+							default:
+							}
+						}
+						break
+					}
+					data := ev.EventData()
+					k, _ := strconv.Atoi(data[0])
+					if len(data) != 2 || ev.EventID() != fmt.Sprintf("%s-%d", strings.TrimPrefix(ev.EventName(), "p"), k) || len(data[1]) != k%300 {
+						subErrs <- fmt.Errorf("subscriber %d: torn event %q id %q data %q", i, ev.EventName(), ev.EventID(), shortQuote(ev.EventDataCollapsed()))
+						break
+					}
+					if l, ok := last[ev.EventName()]; ok && k != l+1 {
+						subErrs <- fmt.Errorf("subscriber %d: %s event %d after %d", i, ev.EventName(), k, l)
+						break
+					}
+					last[ev.EventName()] = k
+				}
+				s.close(round%2 == 1)
+			}
+		}()
+	}
+
+	time.Sleep(700 * time.Millisecond)
+	route.Close()
+	pubWG.Wait()
+	subWG.Wait()
+	hb.Close()
+	close(pubErrs)
+	for err := range pubErrs {
+		t.Error(err)
+	}
+	close(subErrs)
+	for err := range subErrs {
+		t.Error(err)
+	}
+	if err := route.PublishEvent(func(w httpsse.EventWriter) error { return w.WriteData("late") }); !errors.Is(err, httpsse.ErrClosed) {
+		t.Errorf("PublishEvent after Close = %v, want ErrClosed", err)
+	}
+	t.Logf("%d streams", streams.Load())
+	srv.ts.Close()
+	waitForGoroutines(t, base, "after Close")
+}
+
+func TestLoadChurnPerRequestRoute(t *testing.T) {
+	// The original README's pattern: a Route per request, closed when its handler returns,
+	// with a publishing goroutine that stops on ErrClosed. Under churn, every handler and
+	// every publisher ends.
+	cycles := 600
+	if testing.Short() {
+		cycles = 200
+	}
+	base := runtime.NumGoroutine()
+	var publishers sync.WaitGroup
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := httpsse.NewRoute()
+		defer route.Close()
+		publishers.Add(1)
+		go func() {
+			defer publishers.Done()
+			for k := 1; ; k++ {
+				if err := publishNumbered(route, "tick", k, ""); err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		route.ServeHTTP(w, r)
+	}))
+	addr := ts.Listener.Addr().String()
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= cycles {
+					return
+				}
+				if err := churnCycle(addr, i); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d cycles failed; first: %v", n, cycles, firstErr.Load())
+	}
+	done := make(chan struct{})
+	go func() {
+		publishers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publishers of per-request Routes still running 10 s after the churn")
+	}
+	ts.Close()
+	waitForGoroutines(t, base, "after the churn")
+}
