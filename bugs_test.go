@@ -57,3 +57,38 @@ func TestBugDroppedSubscriberWaitsForWriteTimeout(t *testing.T) {
 	route.Close()
 	s.close(true) // unblock the stuck write so the handler can return
 }
+
+// BUG(route.go): Close does not interrupt a write that is blocked on a subscriber that has
+// stopped reading: that ServeHTTP returns only when the write times out (WriteTimeout, 10 s
+// by default; never with WriteTimeout(0)), so http.Server.Shutdown with
+// RegisterOnShutdown(route.Close) waits that long. CONTRACT server rule 6 says every
+// ServeHTTP returns after Close and Shutdown returns promptly. Same root cause as above:
+// nothing sets the write deadline of a blocked subscriber to the past.
+func TestBugCloseWaitsForStalledWrite(t *testing.T) {
+	skipUnlessBugs(t)
+	route := httpsse.NewRoute(httpsse.WriteTimeout(time.Minute), httpsse.MaxQueuedBytes(64<<20))
+	srv := newLoadServer(t, route, 32<<10, 0)
+	s, err := dialLoadSubscriber(srv.addr, "slow", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close(true)
+	// Fill the socket buffers, so that the handler blocks in a Write.
+	pad := strings.Repeat("x", 2000)
+	for k := 1; k <= 500; k++ {
+		if err := publishNumbered(route, "seq", k, pad); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	route.Close()
+	for len(srv.endedTimes("slow")) == 0 && time.Since(start) < 3*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(srv.endedTimes("slow")) == 0 {
+		t.Errorf("ServeHTTP of a stalled subscriber still running %v after Close (WriteTimeout is 1 min)", time.Since(start).Round(time.Millisecond))
+	}
+	s.close(true)
+}
