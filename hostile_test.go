@@ -212,14 +212,14 @@ func (rr *recordedRoute) mark(t *testing.T, name string) []byte {
 	return rr.rec.take(t, "data: marker "+name+"\n\n")
 }
 
-// publishBetweenMarkers publishes fn between two markers and returns the PublishEvent error
-// and the exact bytes the Route wrote for it.
-func (rr *recordedRoute) publishBetweenMarkers(t *testing.T, fn func(httpsse.EventWriter) error) (error, []byte) {
+// publishBetweenMarkers publishes fn between two markers and returns the exact bytes the
+// Route wrote for it and the PublishEvent error.
+func (rr *recordedRoute) publishBetweenMarkers(t *testing.T, fn func(httpsse.EventWriter) error) ([]byte, error) {
 	t.Helper()
 	rr.mark(t, "before")
 	err := rr.route.PublishEvent(fn)
 	after := rr.mark(t, "after")
-	return err, after[:len(after)-len("data: marker after\n\n")]
+	return after[:len(after)-len("data: marker after\n\n")], err
 }
 
 // splitLines splits the wire as the standard does: at CRLF, LF or CR. The line after the
@@ -295,7 +295,7 @@ func TestHostileValues(t *testing.T) {
 
 func checkHostile(t *testing.T, rr *recordedRoute, method, field string, write func(httpsse.EventWriter, string) error, v string, mustReject bool) {
 	var writeErr error
-	err, wire := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
+	wire, err := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
 		writeErr = write(w, v)
 		if method != "WriteData" {
 			// Ignore writeErr: a failed Write* fails the event even if fn returns nil.
@@ -397,7 +397,7 @@ func TestHostileRetry(t *testing.T) {
 	for _, d := range []time.Duration{0, time.Nanosecond, 999 * time.Microsecond, time.Millisecond, 1500 * time.Millisecond, time.Hour, 1<<63 - 1, -1, -time.Second, -1 << 63} {
 		t.Run(d.String(), func(t *testing.T) {
 			var writeErr error
-			err, wire := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
+			wire, err := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
 				writeErr = w.WriteRetry(d)
 				w.WriteData("payload")
 				return nil
@@ -447,7 +447,7 @@ func TestHostileErrorFailsWholeEvent(t *testing.T) {
 		for _, returnIt := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/return error %v", b.name, returnIt), func(t *testing.T) {
 				var writeErr error
-				err, wire := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
+				wire, err := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
 					w.WriteEvent("before")
 					w.WriteData("written before the bad field")
 					writeErr = b.write(w)
@@ -471,7 +471,7 @@ func TestHostileErrorFailsWholeEvent(t *testing.T) {
 	}
 	t.Run("fn error", func(t *testing.T) {
 		boom := errors.New("boom")
-		err, wire := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
+		wire, err := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
 			w.WriteData("x")
 			return boom
 		})
@@ -483,7 +483,7 @@ func TestHostileErrorFailsWholeEvent(t *testing.T) {
 		}
 	})
 	t.Run("nil fn", func(t *testing.T) {
-		err, wire := rr.publishBetweenMarkers(t, nil)
+		wire, err := rr.publishBetweenMarkers(t, nil)
 		if err == nil {
 			t.Error("PublishEvent(nil) = nil, want an error")
 		}

@@ -42,7 +42,7 @@ func runScale(cfg config) ([]result, error) {
 	connectTime := time.Since(connectStart)
 	rs = append(rs, check(sc, "subscribers connected", r.N == cfg.subscribers && r.Failed == 0,
 		fmt.Sprintf("%d of %d (%d failed%s)", r.N, cfg.subscribers, r.Failed, errSuffix(r.Err)), strconv.Itoa(cfg.subscribers)))
-	rs = append(rs, figure(sc, "time to connect all subscribers", ms(connectTime)))
+	rs = append(rs, figure(sc, "time to connect all subscribers", fmt.Sprintf("%s (open files allowed per process: %d)", ms(connectTime), openFileLimit())))
 	logf(cfg, "scale: %d connected in %v", r.N, connectTime)
 
 	// Idle memory: every subscriber has its response headers; nothing has been published.
