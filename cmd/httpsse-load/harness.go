@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/reiver/go-httpsse"
@@ -277,22 +276,16 @@ type subscriber struct {
 func dialSubscriber(addr, role string, rcvbuf int, timeout time.Duration) (*subscriber, error) {
 	d := net.Dialer{Timeout: timeout}
 	if rcvbuf > 0 {
-		d.Control = func(network, address string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
+		d.Control = setReceiveBuffer(rcvbuf)
 	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	conn := c.(*net.TCPConn)
+	if rcvbuf > 0 {
+		conn.SetReadBuffer(rcvbuf) // where setReceiveBuffer cannot do it before connecting
+	}
 	conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := fmt.Fprintf(conn, "GET /events?role=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n", role, addr); err != nil {
 		conn.Close()

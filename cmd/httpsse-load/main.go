@@ -21,7 +21,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -192,29 +191,6 @@ func oneLine(s string) string {
 		s = s[:157] + "..."
 	}
 	return s
-}
-
-// raiseOpenFileLimit raises the soft limit of open files as far as the hard limit allows.
-// Each subscriber holds one socket in each process.
-func raiseOpenFileLimit(verbose bool) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil && verbose {
-			fmt.Fprintf(os.Stderr, "httpsse-load: raising RLIMIT_NOFILE: %v\n", err)
-		}
-	}
-}
-
-func openFileLimit() uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	return lim.Cur
 }
 
 func logf(cfg config, format string, args ...any) {

@@ -1,0 +1,16 @@
+//go:build !unix
+
+package main
+
+import "syscall"
+
+// raiseOpenFileLimit does nothing where there is no RLIMIT_NOFILE.
+func raiseOpenFileLimit(verbose bool) {}
+
+func openFileLimit() uint64 { return 0 }
+
+// setReceiveBuffer returns nil: the receive buffer is set after connecting instead, which
+// shrinks the buffer but not the window already announced.
+func setReceiveBuffer(size int) func(network, address string, rc syscall.RawConn) error {
+	return nil
+}
