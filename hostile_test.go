@@ -284,18 +284,36 @@ func TestHostileValues(t *testing.T) {
 	for _, m := range hostileMethods {
 		t.Run(m.name, func(t *testing.T) {
 			rr := newRecordedRoute(t)
+			publish := func(fn func(httpsse.EventWriter) error) ([]byte, error) {
+				return rr.publishBetweenMarkers(t, fn)
+			}
 			for _, hv := range values {
 				t.Run(hv.name, func(t *testing.T) {
-					checkHostile(t, rr, m.name, m.field, m.write, hv.v, m.mustReject(hv.v))
+					checkHostile(t, publish, m.name, m.field, m.write, hv.v, m.mustReject(hv.v))
 				})
 			}
 		})
 	}
 }
 
-func checkHostile(t *testing.T, rr *recordedRoute, method, field string, write func(httpsse.EventWriter, string) error, v string, mustReject bool) {
+func TestHostileValuesRawEncoder(t *testing.T) {
+	values := hostileValues(t)
+	for _, m := range hostileMethods {
+		t.Run(m.name, func(t *testing.T) {
+			for _, hv := range values {
+				t.Run(hv.name, func(t *testing.T) {
+					checkHostile(t, httpsse.EncodeEvent, m.name, m.field, m.write, hv.v, m.mustReject(hv.v))
+				})
+			}
+		})
+	}
+}
+
+// checkHostile writes v with write, through publish (a Route or the raw encoder), and
+// checks the bytes that publish returns.
+func checkHostile(t *testing.T, publish func(func(httpsse.EventWriter) error) ([]byte, error), method, field string, write func(httpsse.EventWriter, string) error, v string, mustReject bool) {
 	var writeErr error
-	wire, err := rr.publishBetweenMarkers(t, func(w httpsse.EventWriter) error {
+	wire, err := publish(func(w httpsse.EventWriter) error {
 		writeErr = write(w, v)
 		if method != "WriteData" {
 			// Ignore writeErr: a failed Write* fails the event even if fn returns nil.

@@ -1,0 +1,14 @@
+package httpsse
+
+// EncodeEvent runs fn with the encoder that Route.PublishEvent uses and returns the bytes of
+// the event, or the error that would keep PublishEvent from sending it. It lets the external
+// tests (hostile_test.go) check the raw encoder as well as what a Route writes.
+func EncodeEvent(fn func(EventWriter) error) ([]byte, error) {
+	e := &encoder{}
+	err := fn(e)
+	b, encErr := e.finish()
+	if err != nil {
+		return nil, err
+	}
+	return b, encErr
+}
