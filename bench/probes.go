@@ -12,7 +12,7 @@ import (
 // probe is a small input with the events the WHATWG standard says a parser yields from it.
 type probe struct {
 	name, input string
-	oneByte     bool       // read it one byte at a time
+	oneByte     bool        // read it one byte at a time
 	want        [][3]string // name, last event ID, data
 }
 
