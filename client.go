@@ -1,0 +1,189 @@
+package httpsse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Client reads the events of a stream that [Dial] or [DialRequest] connected to, and
+// reconnects as EventSource does. Use it like [bufio.Scanner]:
+//
+//	for client.Next() {
+//		var event httpsse.Event
+//		if err := client.Decode(&event); err != nil { ... }
+//	}
+//	if err := client.Err(); err != nil { ... }
+//
+// Next waits for the next event and reports whether there is one. When an established
+// stream ends or breaks, Next waits the reconnection time (the server's "retry" field, else
+// the [ReconnectDelay] default), sends the request again with Last-Event-ID set to the last
+// event ID, and goes on; network errors while reconnecting are retried until the Client is
+// closed or the request's context ends. A 204 No Content on reconnection ends the stream
+// cleanly; another status, or another Content-Type, ends it with a *[ResponseError]; an
+// event larger than the maximum size ends it with [ErrEventTooLarge].
+//
+// Decode stores the current event into an *[Event] or an [EventSetter]; any other type is
+// an error that does not end the stream. Err returns the error that ended the stream, nil
+// after a clean end or after Close. Close ends the connection and makes a Next blocked in
+// another goroutine return false; it is idempotent.
+//
+// Next, Decode and Err must be called from one goroutine at a time; Close may be called from
+// any goroutine.
+type Client interface {
+	Close() error
+	Decode(interface{}) error
+	Err() error
+	Next() bool
+}
+
+var errClientClosed = errors.New("httpsse: client closed")
+
+// streamClient is the Client: a Decoder over the current response, and the request to send
+// again when the stream ends.
+type streamClient struct {
+	cfg    dialConfig
+	req    *http.Request
+	ctx    context.Context // ends with Close or the request's context
+	cancel context.CancelFunc
+
+	dec         *Decoder
+	delay       time.Duration
+	connections int
+	err         error
+	done        bool
+
+	mu     sync.Mutex
+	closed bool
+	body   io.ReadCloser
+}
+
+func (c *streamClient) Next() bool {
+	for !c.done {
+		if c.dec.Next() {
+			return true
+		}
+		c.closeBody()
+		err := c.dec.Err()
+		switch {
+		case c.isClosed():
+			c.finish(nil)
+		case errors.Is(err, ErrEventTooLarge):
+			c.finish(err)
+		case !c.cfg.reconnect:
+			c.finish(err)
+		case c.req.Method != http.MethodGet && !c.cfg.reconnectNonGET:
+			c.finish(err)
+		default:
+			c.reconnect()
+		}
+	}
+	return false
+}
+
+// reconnect waits the reconnection time and connects again, until it succeeds, the Client
+// is closed, or a response says to stop (which finishes the Client).
+func (c *streamClient) reconnect() {
+	for {
+		if c.dec.retrySet {
+			c.delay = c.dec.retry
+		}
+		timer := time.NewTimer(c.delay)
+		select {
+		case <-timer.C:
+		case <-c.ctx.Done():
+			timer.Stop()
+			c.finishContext()
+			return
+		}
+		body, err := c.requestBody()
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		body, err = c.connect(body)
+		var re *ResponseError
+		switch {
+		case err == nil:
+			c.dec.reset(body)
+			return
+		case c.ctx.Err() != nil:
+			c.finishContext()
+			return
+		case errors.As(err, &re) && re.StatusCode == http.StatusNoContent:
+			c.finish(nil) // "HTTP 204 No Content ... prevents the user agent from reconnecting"
+			return
+		case re != nil:
+			c.finish(err)
+			return
+		}
+		// A network error: EventSource tries again after the reconnection time.
+	}
+}
+
+// requestBody returns a fresh copy of the request's body to send again.
+func (c *streamClient) requestBody() (io.ReadCloser, error) {
+	if c.req.Body == nil || c.req.Body == http.NoBody {
+		return c.req.Body, nil
+	}
+	if c.req.GetBody == nil {
+		return nil, fmt.Errorf("httpsse: cannot reconnect: the %s request's body cannot be sent again (GetBody is nil)", c.req.Method)
+	}
+	return c.req.GetBody()
+}
+
+func (c *streamClient) finishContext() {
+	if c.isClosed() {
+		c.finish(nil)
+		return
+	}
+	c.finish(fmt.Errorf("httpsse: stream ended: %w", context.Cause(c.ctx)))
+}
+
+func (c *streamClient) finish(err error) {
+	c.done = true
+	c.err = err
+	c.closeBody()
+	c.cancel()
+}
+
+func (c *streamClient) Decode(v interface{}) error {
+	return c.dec.Decode(v)
+}
+
+func (c *streamClient) Err() error {
+	return c.err
+}
+
+func (c *streamClient) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	body := c.body
+	c.body = nil
+	c.mu.Unlock()
+	c.cancel()
+	if body != nil {
+		body.Close()
+	}
+	return nil
+}
+
+func (c *streamClient) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *streamClient) closeBody() {
+	c.mu.Lock()
+	body := c.body
+	c.body = nil
+	c.mu.Unlock()
+	if body != nil {
+		body.Close()
+	}
+}

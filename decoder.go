@@ -1,0 +1,503 @@
+package httpsse
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultMaxEventSize is the largest event a [Decoder] or [Client] accepts unless told
+// otherwise: 16 MiB, counting the event's data, its name and the line being read.
+const DefaultMaxEventSize = 16 << 20
+
+// ErrEventTooLarge is reported by [Decoder.Err] and [Client.Err] when an event grows past
+// the maximum event size. It ends the stream. Test for it with errors.Is.
+var ErrEventTooLarge = errors.New("httpsse: event too large")
+
+// errNoEvent is returned by Decode when Next has not produced an event to decode.
+var errNoEvent = errors.New("httpsse: Decode called without an event from Next")
+
+const (
+	initialBufferSize = 64 << 10
+	maxEmptyReads     = 100
+)
+
+// Decoder reads server-sent events from a stream, following the WHATWG HTML Standard's
+// "Parsing an event stream" and "Interpreting an event stream" to the letter. It works on
+// any [io.Reader], such as the body of a response to a request built by hand.
+//
+// Use it like [bufio.Scanner]: call [Decoder.Next] until it returns false, call
+// [Decoder.Decode] after each true Next, then check [Decoder.Err], which is nil at a clean end
+// of the stream. An event is yielded as soon as the blank line that ends it has been read; an
+// event that the stream leaves unterminated is discarded, as the standard says.
+//
+// There is no line-length ceiling. The size of one event (its data, its name and the line
+// being read) is limited to [DefaultMaxEventSize] unless changed with
+// [Decoder.SetMaxEventSize]; a larger event ends the stream with [ErrEventTooLarge].
+//
+// A Decoder is not safe for use by several goroutines at once.
+type Decoder struct {
+	r   io.Reader
+	err error // the first read error, io.EOF at the end; sticky
+
+	// Unread bytes are buf[start:end]. lf and cr cache the position in buf of the next LF
+	// and CR at or after start (-1: none before lfScanned or crScanned), so that a long line
+	// arriving in many reads is scanned once.
+	buf                  []byte
+	start, end           int
+	lf, cr               int
+	lfScanned, crScanned int
+
+	max     int
+	tooBig  bool // the event grew past max: the stream is over
+	started bool
+	bomDone bool
+	skipLF  bool // the last line ended in a CR that was the last byte read: a LF next is part of it
+
+	// The event being read, which after a true Next is the event to decode.
+	data  []byte // the data lines, each followed by LF
+	lines int
+	name  []byte
+	ready bool
+
+	id     []byte // the last event ID buffer
+	lastID []byte // the last event ID string, set from id at each blank line
+
+	retry    time.Duration
+	retrySet bool
+}
+
+// NewDecoder returns a Decoder that reads from r.
+func NewDecoder(r io.Reader) *Decoder {
+	dec := &Decoder{max: DefaultMaxEventSize}
+	dec.reset(r)
+	return dec
+}
+
+// SetMaxEventSize sets the largest event the Decoder accepts, in bytes, counting the event's
+// data (with a LF per line), its name and the line being read. The default is
+// [DefaultMaxEventSize]. Zero or a negative value removes the limit, which lets the stream
+// use any amount of memory.
+//
+// SetMaxEventSize panics if it is called after the first call to [Decoder.Next].
+func (dec *Decoder) SetMaxEventSize(n int) {
+	if dec.started {
+		panic("httpsse: SetMaxEventSize called after Next")
+	}
+	dec.max = n
+}
+
+// reset makes the Decoder read a new stream from r, as EventSource does on reconnection: the
+// last event ID and the reconnection time carry over, everything else starts afresh.
+func (dec *Decoder) reset(r io.Reader) {
+	dec.r = r
+	dec.err = nil
+	dec.tooBig = false
+	dec.start, dec.end = 0, 0
+	dec.lf, dec.cr, dec.lfScanned, dec.crScanned = -1, -1, 0, 0
+	dec.bomDone = false
+	dec.skipLF = false
+	dec.data = dec.data[:0]
+	dec.lines = 0
+	dec.name = dec.name[:0]
+	dec.ready = false
+	dec.id = append(dec.id[:0], dec.lastID...)
+}
+
+// Next reads the stream up to the end of the next event that is dispatched, and reports
+// whether there is one. It returns false at the end of the stream or on an error, which
+// [Decoder.Err] then reports.
+func (dec *Decoder) Next() bool {
+	dec.started = true
+	if dec.ready {
+		dec.data = dec.data[:0]
+		dec.lines = 0
+		dec.name = dec.name[:0]
+		dec.ready = false
+	}
+	for {
+		line, ok := dec.readLine()
+		if !ok {
+			return false
+		}
+		if dec.interpret(line) {
+			dec.ready = true
+			return true
+		}
+	}
+}
+
+// Err returns the error that ended the stream, or nil when it ended cleanly (io.EOF).
+func (dec *Decoder) Err() error {
+	if dec.err == io.EOF {
+		return nil
+	}
+	return dec.err
+}
+
+// Decode stores the event that the last call to [Decoder.Next] read into v, which must be an
+// *[Event] or an [EventSetter]. Any other type is an error that names it and does not end the
+// stream.
+func (dec *Decoder) Decode(v interface{}) error {
+	if !dec.ready {
+		return errNoEvent
+	}
+	data := dec.data[:len(dec.data)-1] // the standard removes the data buffer's last LF
+	switch v := v.(type) {
+	case *Event:
+		dec.decodeEvent(v, data)
+	case EventSetter:
+		v.SetEventName(string(dec.name))
+		v.SetEventID(string(dec.id))
+		for i := 0; i < dec.lines; i++ {
+			line, rest, _ := bytes.Cut(data, []byte{'\n'})
+			v.AppendEventDatum(string(line))
+			data = rest
+		}
+	default:
+		return fmt.Errorf("httpsse: cannot decode into %T", v)
+	}
+	return nil
+}
+
+// combineLimit is the largest data that decodeEvent stores in one allocation with a changed
+// name or ID. Beyond it they get their own strings, so that a name or ID kept for later
+// events does not keep a large data string alive.
+const combineLimit = 4 << 10
+
+// decodeEvent fills ev with one allocation: the data, plus the name and ID when they differ
+// from what ev already holds, copied into a single string that the fields slice.
+func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
+	ev.lines = dec.lines
+	nameSame := string(dec.name) == ev.name
+	idSame := string(dec.id) == ev.id
+	if len(data) > combineLimit {
+		ev.data = string(data)
+		if !nameSame {
+			ev.name = string(dec.name)
+		}
+		if !idSame {
+			ev.id = string(dec.id)
+		}
+		return
+	}
+	n := len(data)
+	if !nameSame {
+		n += len(dec.name)
+	}
+	if !idSame {
+		n += len(dec.id)
+	}
+	if n == 0 {
+		ev.data = ""
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.Write(data)
+	if !nameSame {
+		b.Write(dec.name)
+	}
+	if !idSame {
+		b.Write(dec.id)
+	}
+	s := b.String()
+	ev.data, s = s[:len(data)], s[len(data):]
+	if !nameSame {
+		ev.name, s = s[:len(dec.name)], s[len(dec.name):]
+	}
+	if !idSame {
+		ev.id = s
+	}
+}
+
+// interpret processes one line as "Interpreting an event stream" says, and reports whether
+// it dispatched an event.
+func (dec *Decoder) interpret(line []byte) bool {
+	// "If the line is empty (a blank line): Dispatch the event."
+	if len(line) == 0 {
+		if !bytes.Equal(dec.lastID, dec.id) {
+			dec.lastID = append(dec.lastID[:0], dec.id...)
+		}
+		if dec.lines == 0 {
+			// "If the data buffer is an empty string, set the data buffer and the event
+			// type buffer to the empty string and return."
+			dec.name = dec.name[:0]
+			return false
+		}
+		return true
+	}
+	// "If the line starts with a U+003A COLON character (:): Ignore the line."
+	if line[0] == ':' {
+		return false
+	}
+	// "If the line contains a U+003A COLON character: Collect the characters on the line
+	// before the first U+003A COLON character, and let field be that string. Collect the
+	// characters on the line after the first U+003A COLON character, and let value be that
+	// string. If value starts with a U+0020 SPACE character, remove it from value."
+	// "Otherwise, the string is not empty but does not contain a U+003A COLON character: use
+	// the whole line as the field name, and the empty string as the field value."
+	field, value, _ := bytes.Cut(line, []byte{':'})
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
+	}
+	switch string(field) {
+	case "data":
+		dec.data = appendUTF8(dec.data, value)
+		dec.data = append(dec.data, '\n')
+		dec.lines++
+		dec.checkSize(0)
+	case "event":
+		dec.name = appendUTF8(dec.name[:0], value)
+		dec.checkSize(0)
+	case "id":
+		// "If the field value does not contain U+0000 NULL, then set the last event ID
+		// buffer to the field value. Otherwise, ignore the field."
+		if bytes.IndexByte(value, 0) < 0 {
+			dec.id = appendUTF8(dec.id[:0], value)
+		}
+	case "retry":
+		// "If the field value consists of only ASCII digits, then interpret the field value
+		// as an integer in base ten, and set the event stream's reconnection time to that
+		// integer. Otherwise, ignore the field."
+		if ms, ok := parseDigits(value); ok {
+			dec.retry = ms
+			dec.retrySet = true
+		}
+	}
+	return false
+}
+
+// checkSize ends the stream with ErrEventTooLarge when the event, plus extra bytes of a
+// line being read, is over the limit.
+func (dec *Decoder) checkSize(extra int) bool {
+	if dec.max > 0 && len(dec.data)+len(dec.name)+extra > dec.max {
+		dec.err = fmt.Errorf("%w: limit %d bytes", ErrEventTooLarge, dec.max)
+		dec.tooBig = true
+		return false
+	}
+	return true
+}
+
+// parseDigits parses a retry value in milliseconds, saturating rather than overflowing.
+func parseDigits(b []byte) (time.Duration, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	const limit = int64(1<<63-1) / int64(time.Millisecond)
+	var ms int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if ms < limit {
+			ms = min(ms*10+int64(c-'0'), limit)
+		}
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// readLine returns the next line without its terminator (CRLF, LF or CR). The line is valid
+// until the next call. It returns false when the stream ends, discarding an unterminated
+// last line, or when the event grows too large.
+func (dec *Decoder) readLine() ([]byte, bool) {
+	for !dec.tooBig {
+		if !dec.bomDone && !dec.skipBOM() {
+			continue
+		}
+		if dec.skipLF && dec.start < dec.end {
+			dec.skipLF = false
+			if dec.buf[dec.start] == '\n' {
+				dec.start++
+			}
+		}
+		if i := dec.lineEnd(); i >= 0 {
+			line := dec.buf[dec.start:i]
+			dec.start = i + 1
+			if dec.buf[i] == '\r' {
+				// A CR at the end of what has been read ends the line now; whether a LF
+				// follows is decided by the next read.
+				if dec.start == dec.end {
+					dec.skipLF = true
+				} else if dec.buf[dec.start] == '\n' {
+					dec.start++
+				}
+			}
+			return line, true
+		}
+		if dec.err != nil {
+			return nil, false
+		}
+		if !dec.checkSize(dec.pendingValueLen()) {
+			return nil, false
+		}
+		dec.fill()
+	}
+	return nil, false
+}
+
+// pendingValueLen is the size of the value of the incomplete line in the buffer, which is
+// what it will add to the event.
+func (dec *Decoder) pendingValueLen() int {
+	line := dec.buf[dec.start:dec.end]
+	if dec.max <= 0 || len(dec.data)+len(dec.name)+len(line) <= dec.max {
+		return len(line) // cheap, and under the limit anyway
+	}
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		return len(line) - i - 1
+	}
+	return len(line)
+}
+
+// skipBOM drops one leading U+FEFF BYTE ORDER MARK. It reports false when it needs more
+// bytes to decide.
+func (dec *Decoder) skipBOM() bool {
+	const bom = "\xEF\xBB\xBF"
+	b := dec.buf[dec.start:dec.end]
+	n := min(len(b), len(bom))
+	if string(b[:n]) != bom[:n] {
+		dec.bomDone = true
+		return true
+	}
+	if n == len(bom) {
+		dec.start += n
+		dec.bomDone = true
+		return true
+	}
+	if dec.err != nil {
+		dec.bomDone = true
+		return true
+	}
+	dec.fill()
+	return false
+}
+
+// lineEnd returns the position in buf of the first CR or LF in the unread bytes, or -1.
+func (dec *Decoder) lineEnd() int {
+	lf := dec.next('\n', &dec.lf, &dec.lfScanned)
+	cr := dec.next('\r', &dec.cr, &dec.crScanned)
+	switch {
+	case lf < 0:
+		return cr
+	case cr < 0:
+		return lf
+	}
+	return min(lf, cr)
+}
+
+// next returns the position of the first c at or after start, using and updating the cache
+// pos (the last position found) and scanned (bytes before it hold no c).
+func (dec *Decoder) next(c byte, pos, scanned *int) int {
+	if *pos >= dec.start {
+		return *pos
+	}
+	from := max(dec.start, *scanned)
+	if i := bytes.IndexByte(dec.buf[from:dec.end], c); i >= 0 {
+		*pos = from + i
+		return *pos
+	}
+	*pos = -1
+	*scanned = dec.end
+	return -1
+}
+
+// fill reads more bytes, moving the unread ones to the front of the buffer or growing it
+// when it is full.
+func (dec *Decoder) fill() {
+	if dec.buf == nil {
+		dec.buf = make([]byte, initialBufferSize)
+	}
+	if dec.start > 0 && len(dec.buf)-dec.end < len(dec.buf)/2 {
+		n := copy(dec.buf, dec.buf[dec.start:dec.end])
+		shift := dec.start
+		dec.start, dec.end = 0, n
+		dec.lf, dec.cr = shiftPos(dec.lf, shift), shiftPos(dec.cr, shift)
+		dec.lfScanned, dec.crScanned = max(dec.lfScanned-shift, 0), max(dec.crScanned-shift, 0)
+	}
+	if dec.end == len(dec.buf) {
+		buf := make([]byte, 2*len(dec.buf))
+		copy(buf, dec.buf[:dec.end])
+		dec.buf = buf
+	}
+	for range maxEmptyReads {
+		n, err := dec.r.Read(dec.buf[dec.end:])
+		dec.end += n
+		if err != nil {
+			if err != io.EOF {
+				err = fmt.Errorf("httpsse: reading stream: %w", err)
+			}
+			dec.err = err
+			return
+		}
+		if n > 0 {
+			return
+		}
+	}
+	dec.err = fmt.Errorf("httpsse: reading stream: %w", io.ErrNoProgress)
+}
+
+func shiftPos(pos, shift int) int {
+	if pos < 0 {
+		return pos
+	}
+	return pos - shift
+}
+
+// appendUTF8 appends src to dst decoded as the Encoding Standard's UTF-8 decoder does: each
+// maximal subpart of an invalid sequence becomes one U+FFFD REPLACEMENT CHARACTER.
+func appendUTF8(dst, src []byte) []byte {
+	if utf8.Valid(src) {
+		return append(dst, src...)
+	}
+	for len(src) > 0 {
+		r, size := utf8.DecodeRune(src)
+		if r != utf8.RuneError || size > 1 {
+			dst = append(dst, src[:size]...)
+			src = src[size:]
+			continue
+		}
+		dst = append(dst, "\uFFFD"...)
+		src = src[invalidPrefixLen(src):]
+	}
+	return dst
+}
+
+// invalidPrefixLen returns the length of the maximal subpart at the start of src, which
+// holds an invalid UTF-8 sequence: the lead byte and as many following bytes as could still
+// have begun a valid sequence (Encoding Standard, "UTF-8 decoder").
+func invalidPrefixLen(src []byte) int {
+	lo, hi := byte(0x80), byte(0xBF)
+	var need int
+	switch b := src[0]; {
+	case 0xC2 <= b && b <= 0xDF:
+		need = 1
+	case 0xE0 <= b && b <= 0xEF:
+		need = 2
+		if b == 0xE0 {
+			lo = 0xA0
+		} else if b == 0xED {
+			hi = 0x9F
+		}
+	case 0xF0 <= b && b <= 0xF4:
+		need = 3
+		if b == 0xF0 {
+			lo = 0x90
+		} else if b == 0xF4 {
+			hi = 0x8F
+		}
+	default:
+		return 1
+	}
+	n := 1
+	for ; n <= need && n < len(src); n++ {
+		if c := src[n]; c < lo || c > hi {
+			return n
+		}
+		lo, hi = 0x80, 0xBF
+	}
+	return n
+}

@@ -1,0 +1,404 @@
+package httpsse
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ContentType is the media type of an event stream.
+const ContentType = "text/event-stream"
+
+// Route is a fan-out broadcaster of server-sent events. Every call of its ServeHTTP is one
+// subscriber, and every event published with PublishEvent goes to every subscriber.
+//
+// A Route serves either pattern equally well:
+//
+//   - per request: a handler creates a Route with [NewRoute], starts a goroutine that
+//     publishes to it, calls ServeHTTP, and closes the Route when ServeHTTP returns
+//     (defer route.Close()); the publishing goroutine stops when PublishEvent returns
+//     [ErrClosed];
+//   - shared: one Route mounted on a mux serves thousands of subscribers, and a publisher
+//     sends each event once to all of them.
+//
+// ServeHTTP answers 200 with the headers Content-Type: text/event-stream,
+// Cache-Control: no-cache and X-Accel-Buffering: no, flushes them at once, then streams each
+// event as it is published, through the response's [http.ResponseController] (so it works on
+// HTTP/1.1 and HTTP/2, and behind middleware whose ResponseWriter has an Unwrap method). The
+// server's ReadTimeout and WriteTimeout would cut a long stream, so ServeHTTP lifts them and
+// sets a deadline on each write instead (see [WriteTimeout]): a client that stops reading
+// cannot hold a handler for longer than that. ServeHTTP returns when the client goes away,
+// when the Route is closed (after sending what was already published), or when the subscriber
+// falls more than [MaxQueuedBytes] behind and is dropped. On a closed Route it answers
+// 204 No Content, which tells an EventSource not to reconnect.
+//
+// PublishEvent runs its function with an [EventWriter] and sends the event it writes. Calls
+// are serialized, and each event is encoded once and its bytes go to every subscriber in
+// publish order. If the function returns an error, or any of its Write calls failed, nothing
+// of the event is sent and PublishEvent returns that error. PublishEvent(nil) is an error.
+// Until the Route's first subscriber arrives PublishEvent waits, so that events published
+// right after [NewRoute] are not lost; after that, an event goes to the subscribers present
+// when it is published.
+//
+// Close ends every ServeHTTP (each response ends cleanly), makes PublishEvent return
+// [ErrClosed] and stops the Route's heartbeats. Close is idempotent and always returns nil.
+// To let [http.Server.Shutdown] finish with open streams, register it:
+// srv.RegisterOnShutdown(func() { route.Close() }).
+//
+// All methods may be called from several goroutines at once.
+type Route interface {
+	io.Closer
+	http.Handler
+	PublishEvent(func(EventWriter) error) error
+}
+
+// Defaults of the [RouteOption]s.
+const (
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultMaxQueuedBytes = 4 << 20
+)
+
+// minCompact is the size the event log may reach before the bytes that every subscriber has
+// taken are released.
+const minCompact = 4 << 10
+
+// maxWrite is the most a subscriber writes under one deadline: a client reading slowly but
+// steadily makes progress within each deadline even when it is far behind.
+const maxWrite = 64 << 10
+
+var errNilPublish = errors.New("httpsse: PublishEvent called with a nil function")
+
+// routeConfig is what a [RouteOption] sets.
+type routeConfig struct {
+	writeTimeout   time.Duration
+	maxQueuedBytes int
+}
+
+// RouteOption configures a [Route] made by [NewRoute].
+type RouteOption func(*routeConfig)
+
+// WriteTimeout sets how long one write to a subscriber may take before the subscriber is
+// disconnected. The default is [DefaultWriteTimeout]. Zero or a negative duration sets no
+// deadline, so a client that stops reading holds its handler until the connection breaks.
+func WriteTimeout(d time.Duration) RouteOption {
+	return func(c *routeConfig) { c.writeTimeout = d }
+}
+
+// MaxQueuedBytes sets how many bytes of published events may wait for one subscriber, not
+// counting the event being published and what it is writing at the moment. A subscriber
+// further behind is dropped: its ServeHTTP returns, and the others go on. The default is
+// [DefaultMaxQueuedBytes]; zero or a negative value means the default. The queue is shared
+// by all subscribers, so the bound costs memory only while a subscriber is behind.
+func MaxQueuedBytes(n int) RouteOption {
+	return func(c *routeConfig) { c.maxQueuedBytes = n }
+}
+
+// NewRoute returns a new, open [Route] with no subscribers.
+func NewRoute(opts ...RouteOption) Route {
+	cfg := routeConfig{writeTimeout: DefaultWriteTimeout, maxQueuedBytes: DefaultMaxQueuedBytes}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.maxQueuedBytes <= 0 {
+		cfg.maxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	return &broadcaster{
+		cfg:        cfg,
+		publishing: make(chan struct{}, 1),
+		closed:     make(chan struct{}),
+		attached:   make(chan struct{}),
+		wake:       make(chan struct{}),
+		compactAt:  minCompact,
+	}
+}
+
+// broadcaster is the Route. Published events are appended to one log of bytes shared by all
+// subscribers; each subscriber only remembers the offset of the next byte it will send, and
+// takes everything from there to the end in one write. Bytes that every subscriber has taken
+// are released from time to time (compact).
+type broadcaster struct {
+	cfg routeConfig
+
+	// publishing holds a token while a PublishEvent runs: a lock that a waiter can give up
+	// on when the Route closes. Capacity 1 because one publisher at a time holds it.
+	publishing chan struct{}
+	closed     chan struct{}
+	closeOnce  sync.Once
+	attached   chan struct{} // closed when the first subscriber arrives
+	attachOnce sync.Once
+
+	mu sync.Mutex
+	// log holds the bytes from offset base on. Only a publisher (holding publishing)
+	// changes log and base, and only by appending past the end or by moving the live part
+	// to a new array, so a subscriber may write a slice of it without holding mu.
+	log       []byte
+	base      int64
+	compactAt int
+	subs      []*subscriber
+	wake      chan struct{} // closed when an event is published, if someone is waiting
+	waiting   bool          // a subscriber is waiting on wake
+}
+
+// subscriber is one ServeHTTP call. Its fields are guarded by broadcaster.mu.
+type subscriber struct {
+	next    int64 // the offset of the next byte to send
+	index   int   // position in broadcaster.subs
+	dropped bool
+}
+
+func (r *broadcaster) Close() error {
+	r.closeOnce.Do(func() { close(r.closed) })
+	return nil
+}
+
+func (r *broadcaster) isClosed() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *broadcaster) PublishEvent(fn func(EventWriter) error) error {
+	return r.publish(fn, nil)
+}
+
+// errHeartBeatStopped ends a heartbeat's publish when the heartbeat is closed.
+var errHeartBeatStopped = errors.New("httpsse: heartbeat stopped")
+
+// publish is PublishEvent that also gives up when stop is closed.
+func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) error {
+	if fn == nil {
+		return errNilPublish
+	}
+	select {
+	case <-r.attached:
+	case <-r.closed:
+		return ErrClosed
+	case <-stop:
+		return errHeartBeatStopped
+	}
+	select {
+	case r.publishing <- struct{}{}:
+	case <-r.closed:
+		return ErrClosed
+	case <-stop:
+		return errHeartBeatStopped
+	}
+	defer func() { <-r.publishing }()
+	if r.isClosed() {
+		return ErrClosed
+	}
+
+	start := len(r.log)
+	enc := &encoder{buf: r.log}
+	err := fn(enc)
+	log, encErr := enc.finish()
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		return err
+	}
+	if len(log) == start+1 { // no field was written: a lone blank line means nothing
+		return nil
+	}
+
+	r.mu.Lock()
+	r.log = log
+	if len(r.subs) == 0 || len(r.log) >= r.compactAt {
+		r.compact(r.base + int64(start))
+	}
+	var wake chan struct{}
+	if r.waiting {
+		wake, r.wake, r.waiting = r.wake, make(chan struct{}), false
+	}
+	r.mu.Unlock()
+	if wake != nil {
+		close(wake)
+	}
+	return nil
+}
+
+// compact drops the subscribers that had more than maxQueuedBytes waiting before the event
+// starting at offset event, and releases the bytes that every other subscriber has taken.
+// It is called with mu held, by a publisher.
+func (r *broadcaster) compact(event int64) {
+	head := r.base + int64(len(r.log))
+	low := head
+	for _, s := range r.subs {
+		if s.dropped {
+			continue
+		}
+		if event-s.next > int64(r.cfg.maxQueuedBytes) {
+			s.dropped = true
+			r.waiting = true // make sure the dropped subscriber wakes up and leaves
+			continue
+		}
+		low = min(low, s.next)
+	}
+	if low > r.base {
+		// A new array: a subscriber may still be writing from the old one.
+		live := r.log[low-r.base:]
+		if len(live) == 0 {
+			r.log = nil
+		} else {
+			r.log = append(make([]byte, 0, 2*len(live)), live...)
+		}
+		r.base = low
+	}
+	r.compactAt = max(2*len(r.log), minCompact)
+}
+
+// attach adds a subscriber that will receive the events published from now on, or returns
+// nil when the Route is closed.
+func (r *broadcaster) attach() *subscriber {
+	r.mu.Lock()
+	if r.isClosed() {
+		r.mu.Unlock()
+		return nil
+	}
+	s := &subscriber{next: r.base + int64(len(r.log)), index: len(r.subs)}
+	r.subs = append(r.subs, s)
+	r.mu.Unlock()
+	r.attachOnce.Do(func() { close(r.attached) })
+	return s
+}
+
+func (r *broadcaster) detach(s *subscriber) {
+	r.mu.Lock()
+	last := len(r.subs) - 1
+	r.subs[s.index] = r.subs[last]
+	r.subs[s.index].index = s.index
+	r.subs[last] = nil
+	r.subs = r.subs[:last]
+	r.mu.Unlock()
+}
+
+// take returns the bytes published since the subscriber last took, and the channel to wait
+// on when there are none. ok is false when the subscriber has been dropped.
+func (r *broadcaster) take(s *subscriber) (p []byte, wake <-chan struct{}, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.dropped {
+		return nil, nil, false
+	}
+	head := r.base + int64(len(r.log))
+	if s.next < head {
+		p = r.log[s.next-r.base:]
+		s.next = head
+		return p, nil, true
+	}
+	r.waiting = true
+	return nil, r.wake, true
+}
+
+func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.isClosed() {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+
+	// The server's ReadTimeout and WriteTimeout are meant for requests that end; on a
+	// stream they would cut a healthy client. Lift them here and bound each write instead.
+	// On HTTP/1.1 the read deadline also covers the server's background read, whose
+	// timeout would cancel the request's context.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout}
+	out.setDeadline(time.Time{})
+
+	// Attach before the headers go out, so that an event published as soon as the client
+	// sees them reaches it.
+	s := r.attach()
+	if s == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	defer r.detach(s)
+
+	w.WriteHeader(http.StatusOK)
+	if err := out.send(nil); err != nil {
+		return
+	}
+	done := req.Context().Done()
+	for {
+		p, wake, ok := r.take(s)
+		if !ok {
+			return
+		}
+		if len(p) > 0 {
+			if err := out.send(p); err != nil {
+				return
+			}
+			continue
+		}
+		if r.isClosed() {
+			return // after sending everything published before Close
+		}
+		select {
+		case <-wake:
+		case <-r.closed:
+		case <-done:
+			return
+		}
+	}
+}
+
+// output writes to one subscriber's response, each write under its own deadline.
+type output struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	timeout   time.Duration
+	noTimeout bool // the ResponseWriter has no deadlines (like httptest.ResponseRecorder)
+	cleared   bool // no deadline is set
+}
+
+// send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh
+// deadline, then lifts the deadline: on HTTP/2 a deadline left in place resets the stream
+// when it passes, even while idle.
+func (o *output) send(p []byte) error {
+	for {
+		n := min(len(p), maxWrite)
+		o.setDeadline(o.deadline())
+		if n > 0 {
+			if _, err := o.w.Write(p[:n]); err != nil {
+				return err
+			}
+		}
+		p = p[n:]
+		if len(p) == 0 {
+			break
+		}
+	}
+	err := o.rc.Flush()
+	o.setDeadline(time.Time{})
+	return err
+}
+
+func (o *output) deadline() time.Time {
+	if o.timeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(o.timeout)
+}
+
+func (o *output) setDeadline(t time.Time) {
+	if o.noTimeout || (o.timeout <= 0 && t.IsZero() && o.cleared) {
+		return
+	}
+	o.cleared = t.IsZero()
+	if o.noTimeout {
+		return
+	}
+	if err := o.rc.SetWriteDeadline(t); errors.Is(err, http.ErrNotSupported) {
+		o.noTimeout = true
+	}
+}
