@@ -11,4 +11,7 @@ require (
 	gopkg.in/cenkalti/backoff.v1 v1.1.0
 )
 
-require golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
+require (
+	github.com/reiver/go-httpsse v0.0.0-00010101000000-000000000000
+	golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
+)
