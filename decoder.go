@@ -2,9 +2,11 @@ package httpsse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -450,7 +452,7 @@ func shiftPos(pos, shift int) int {
 // appendUTF8 appends src to dst decoded as the Encoding Standard's UTF-8 decoder does: each
 // maximal subpart of an invalid sequence becomes one U+FFFD REPLACEMENT CHARACTER.
 func appendUTF8(dst, src []byte) []byte {
-	if utf8.Valid(src) {
+	if validUTF8(src) {
 		return append(dst, src...)
 	}
 	for len(src) > 0 {
@@ -464,6 +466,26 @@ func appendUTF8(dst, src []byte) []byte {
 		src = src[invalidPrefixLen(src):]
 	}
 	return dst
+}
+
+// validUTF8 is utf8.Valid, faster on text that is mostly ASCII with some other characters:
+// utf8.Valid skips ASCII 8 bytes at a time only until the first non-ASCII byte and then goes
+// byte by byte, while this goes back to 8 bytes at a time after each non-ASCII character.
+func validUTF8(p []byte) bool {
+	for len(p) >= 8 {
+		m := binary.LittleEndian.Uint64(p) & 0x8080808080808080
+		if m == 0 {
+			p = p[8:]
+			continue
+		}
+		p = p[bits.TrailingZeros64(m)/8:]
+		r, size := utf8.DecodeRune(p)
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		p = p[size:]
+	}
+	return utf8.Valid(p)
 }
 
 // invalidPrefixLen returns the length of the maximal subpart at the start of src, which
