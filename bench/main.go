@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ func main() {
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
 		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
+		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
+		cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of this process (parse; the fan-out and idle servers run in child processes)")
 	)
 	flag.Parse()
 	if *childFlag {
@@ -49,6 +52,24 @@ func main() {
 		subs = append(subs, n)
 	}
 	tests := strings.Split(*only, ",")
+	if *libsFlag != "" {
+		var keep []*library
+		for _, l := range libraries {
+			if slices.Contains(strings.Split(*libsFlag, ","), l.name) {
+				keep = append(keep, l)
+			}
+		}
+		libraries = keep
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	limit := raiseOpenFiles()
 
 	out := os.Stdout
@@ -91,6 +112,7 @@ func main() {
 		failed = printIdle(out, res) || failed
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench: FAILED (errors, or httpsse lost events or mis-parsed; see above)")
 		os.Exit(1)
 	}
