@@ -479,11 +479,44 @@ func validUTF8(p []byte) bool {
 			continue
 		}
 		p = p[bits.TrailingZeros64(m)/8:]
-		r, size := utf8.DecodeRune(p)
-		if r == utf8.RuneError && size == 1 {
+		if len(p) < 4 {
+			break
+		}
+		// The well-formed byte sequences of the Unicode Standard, table 3-7.
+		c0, c1 := p[0], p[1]
+		switch {
+		case c0 < 0xC2:
+			return false
+		case c0 < 0xE0:
+			if c1&0xC0 != 0x80 {
+				return false
+			}
+			p = p[2:]
+		case c0 < 0xF0:
+			lo, hi := byte(0x80), byte(0xBF)
+			if c0 == 0xE0 {
+				lo = 0xA0
+			} else if c0 == 0xED {
+				hi = 0x9F
+			}
+			if c1 < lo || c1 > hi || p[2]&0xC0 != 0x80 {
+				return false
+			}
+			p = p[3:]
+		case c0 < 0xF5:
+			lo, hi := byte(0x80), byte(0xBF)
+			if c0 == 0xF0 {
+				lo = 0x90
+			} else if c0 == 0xF4 {
+				hi = 0x8F
+			}
+			if c1 < lo || c1 > hi || p[2]&0xC0 != 0x80 || p[3]&0xC0 != 0x80 {
+				return false
+			}
+			p = p[4:]
+		default:
 			return false
 		}
-		p = p[size:]
 	}
 	return utf8.Valid(p)
 }
