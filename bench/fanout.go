@@ -208,6 +208,7 @@ type fanoutResult struct {
 	deliveries int64   // events received, all subscribers together
 	seconds    float64 // from the first publish to the last delivery
 	cpuNs      float64 // server process CPU time
+	readerNs   float64 // this process's CPU time: the readers
 	lost       int64   // events not received (or received out of order)
 	dropped    int64   // subscribers whose stream ended early
 	err        error
@@ -328,7 +329,7 @@ func runFanout(l *library, mode string, subs, evs int) (res fanoutResult) {
 		}
 	}()
 
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 	if err := c.send(fmt.Sprintf("run %s %d", mode, evs)); err != nil {
 		res.err = err
 		return res
@@ -344,6 +345,7 @@ func runFanout(l *library, mode string, subs, evs int) (res fanoutResult) {
 			break
 		}
 	}
+	res.readerNs = float64(cpuTime() - cpuStart)
 	res.deliveries = delivered.Load()
 	res.lost = int64(subs)*int64(evs) - res.deliveries
 	if t := lastDelivery.Load(); t > 0 {
