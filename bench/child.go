@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,6 +33,8 @@ func payload(seq int) string {
 //	stats           answers "cpu NS": CPU time used since run began
 //	mem             answers "mem HEAP STACK GOROUTINES" and the same three before any subscriber
 //	quit            exits at once
+//
+// With BENCH_CHILD_CPUPROFILE set, it writes a CPU profile of each run (from run to stats) there.
 func childMain(libName string) {
 	raiseOpenFiles()
 	l := lookupLibrary(libName)
@@ -109,6 +112,11 @@ func childMain(libName string) {
 				ids[i], data[i] = strconv.Itoa(i), payload(i)
 			}
 			windowed := f[1] == "window"
+			if path := os.Getenv("BENCH_CHILD_CPUPROFILE"); path != "" {
+				if pf, err := os.Create(path); err == nil {
+					_ = pprof.StartCPUProfile(pf)
+				}
+			}
 			cpu0 = cpuTime()
 			for i := range e {
 				for windowed && acked.Load()+window < int64(i) {
@@ -121,6 +129,7 @@ func childMain(libName string) {
 			}
 			reply("published")
 		case "stats":
+			pprof.StopCPUProfile()
 			reply("cpu %d", cpuTime()-cpu0)
 		case "mem":
 			runtime.GC()
