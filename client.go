@@ -25,12 +25,15 @@ import (
 // event ID, and goes on; network errors while reconnecting are retried until the Client is
 // closed or the request's context ends. A 204 No Content on reconnection ends the stream
 // cleanly; another status, or another Content-Type, ends it with a *[ResponseError]; an
-// event larger than the maximum size ends it with [ErrEventTooLarge].
+// event larger than the maximum size ends it with [ErrEventTooLarge]; a last event ID with
+// control characters, which net/http cannot send as a header, ends it with an error that
+// says so.
 //
 // Decode stores the current event into an *[Event] or an [EventSetter]; any other type is
 // an error that does not end the stream. Err returns the error that ended the stream, nil
 // after a clean end or after Close. Close ends the connection and makes a Next blocked in
-// another goroutine return false; it is idempotent.
+// another goroutine return false, as does every later Next, even for events already read; it
+// is idempotent.
 //
 // Next, Decode and Err must be called from one goroutine at a time; Close may be called from
 // any goroutine.
@@ -63,6 +66,10 @@ type streamClient struct {
 }
 
 func (c *streamClient) Next() bool {
+	if !c.done && c.isClosed() {
+		// Events already read from the connection are not yielded after Close.
+		c.finish(nil)
+	}
 	for !c.done {
 		if c.dec.Next() {
 			return true
@@ -76,7 +83,7 @@ func (c *streamClient) Next() bool {
 			c.finish(err)
 		case !c.cfg.reconnect:
 			c.finish(err)
-		case c.req.Method != http.MethodGet && !c.cfg.reconnectNonGET:
+		case c.req.Method != "" && c.req.Method != http.MethodGet && !c.cfg.reconnectNonGET:
 			c.finish(err)
 		default:
 			c.reconnect()
@@ -88,6 +95,12 @@ func (c *streamClient) Next() bool {
 // reconnect waits the reconnection time and connects again, until it succeeds, the Client
 // is closed, or a response says to stop (which finishes the Client).
 func (c *streamClient) reconnect() {
+	// The standard sends the last event ID as it is; net/http refuses a header value with
+	// control characters, so such a reconnection can never be sent and retrying is futile.
+	if !validHeaderValue(c.dec.lastID) {
+		c.finish(fmt.Errorf("httpsse: cannot reconnect: last event ID %q cannot be sent as a Last-Event-ID header", c.dec.lastID))
+		return
+	}
 	for {
 		if c.dec.retrySet {
 			c.delay = c.dec.retry
@@ -186,4 +199,15 @@ func (c *streamClient) closeBody() {
 	if body != nil {
 		body.Close()
 	}
+}
+
+// validHeaderValue reports whether net/http sends v as a header value: no control character
+// other than tab (httpguts.ValidHeaderFieldValue).
+func validHeaderValue(v []byte) bool {
+	for _, b := range v {
+		if (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -80,8 +80,9 @@ func NewDecoder(r io.Reader) *Decoder {
 	return dec
 }
 
-// SetMaxEventSize sets the largest event the Decoder accepts, in bytes, counting the event's
-// data (with a LF per line), its name and the line being read. The default is
+// SetMaxEventSize sets the largest event the Decoder accepts, in bytes: the event's data (as
+// [Event.EventDataCollapsed] returns it) and name, plus the value of the line being read. A
+// comment or unknown field longer than that is too large as well. The default is
 // [DefaultMaxEventSize]. Zero or a negative value removes the limit, which lets the stream
 // use any amount of memory.
 //
@@ -194,8 +195,8 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	if !idSame {
 		n += len(dec.id)
 	}
-	if n == 0 {
-		ev.data = ""
+	if n == 0 { // empty data, and any changed name or ID is empty too
+		ev.data, ev.name, ev.id = "", string(dec.name), string(dec.id)
 		return
 	}
 	var b strings.Builder
@@ -235,6 +236,11 @@ func (dec *Decoder) interpret(line []byte) bool {
 	}
 	// "If the line starts with a U+003A COLON character (:): Ignore the line."
 	if line[0] == ':' {
+		comment := line[1:]
+		if len(comment) > 0 && comment[0] == ' ' {
+			comment = comment[1:]
+		}
+		dec.checkSize(dec.collapsedLen() + len(dec.name) + len(comment))
 		return false
 	}
 	// "If the line contains a U+003A COLON character: Collect the characters on the line
@@ -247,15 +253,23 @@ func (dec *Decoder) interpret(line []byte) bool {
 	if len(value) > 0 && value[0] == ' ' {
 		value = value[1:]
 	}
+	size := dec.collapsedLen() + len(dec.name) + len(value)
+	switch string(field) {
+	case "data":
+		size = len(dec.data) + len(dec.name) + len(value) // a LF will join the lines
+	case "event":
+		size = dec.collapsedLen() + len(value) // the new name replaces the old
+	}
+	if !dec.checkSize(size) {
+		return false
+	}
 	switch string(field) {
 	case "data":
 		dec.data = appendUTF8(dec.data, value)
 		dec.data = append(dec.data, '\n')
 		dec.lines++
-		dec.checkSize(0)
 	case "event":
 		dec.name = appendUTF8(dec.name[:0], value)
-		dec.checkSize(0)
 	case "id":
 		// "If the field value does not contain U+0000 NULL, then set the last event ID
 		// buffer to the field value. Otherwise, ignore the field."
@@ -274,10 +288,10 @@ func (dec *Decoder) interpret(line []byte) bool {
 	return false
 }
 
-// checkSize ends the stream with ErrEventTooLarge when the event, plus extra bytes of a
-// line being read, is over the limit.
-func (dec *Decoder) checkSize(extra int) bool {
-	if dec.max > 0 && len(dec.data)+len(dec.name)+extra > dec.max {
+// checkSize ends the stream with ErrEventTooLarge when size, what the event would hold with
+// the line being read, is over the limit.
+func (dec *Decoder) checkSize(size int) bool {
+	if dec.max > 0 && size > dec.max {
 		dec.err = fmt.Errorf("%w: limit %d bytes", ErrEventTooLarge, dec.max)
 		dec.tooBig = true
 		return false
@@ -331,10 +345,12 @@ func (dec *Decoder) readLine() ([]byte, bool) {
 			}
 			return line, true
 		}
-		if dec.err != nil {
+		// An incomplete line counts with its value only (the field name is not known yet,
+		// so not the name either): never more than the complete line will.
+		if !dec.checkSize(dec.collapsedLen() + dec.pendingValueLen()) {
 			return nil, false
 		}
-		if !dec.checkSize(dec.pendingValueLen()) {
+		if dec.err != nil {
 			return nil, false
 		}
 		dec.fill()
@@ -342,15 +358,23 @@ func (dec *Decoder) readLine() ([]byte, bool) {
 	return nil, false
 }
 
-// pendingValueLen is the size of the value of the incomplete line in the buffer, which is
-// what it will add to the event.
+// collapsedLen is the size of the data so far as EventDataCollapsed would return it.
+func (dec *Decoder) collapsedLen() int {
+	return max(len(dec.data)-1, 0)
+}
+
+// pendingValueLen is the size of the value of the incomplete line in the buffer.
 func (dec *Decoder) pendingValueLen() int {
 	line := dec.buf[dec.start:dec.end]
-	if dec.max <= 0 || len(dec.data)+len(dec.name)+len(line) <= dec.max {
+	if dec.max <= 0 || dec.collapsedLen()+len(line) <= dec.max {
 		return len(line) // cheap, and under the limit anyway
 	}
 	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		return len(line) - i - 1
+		value := line[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+		return len(value)
 	}
 	return len(line)
 }

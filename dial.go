@@ -82,9 +82,11 @@ func DialURL(url string, opts ...DialOption) (Client, error) {
 
 // DialRequest is [Dial] with a request of the caller's own: another method (POST to an LLM
 // API), headers (Authorization), a body, a context. Accept and Cache-Control are added when
-// the request does not set them. The request's context bounds the whole stream, reconnection
-// included. A request whose method is not GET is not re-sent on reconnection unless
-// [ReconnectNonGET] says so. DialRequest does not modify req.
+// the request does not set them; a Last-Event-ID the request sets is the last event ID until
+// the server sends one, so that events report it and a reconnection resumes from it. The
+// request's context bounds the whole stream, reconnection included. A request whose method is
+// not GET is not re-sent on reconnection unless [ReconnectNonGET] says so. DialRequest does not
+// modify req.
 func DialRequest(req *http.Request, opts ...DialOption) (Client, error) {
 	cfg := dialConfig{
 		httpClient:     http.DefaultClient,
@@ -108,6 +110,9 @@ func DialRequest(req *http.Request, opts ...DialOption) (Client, error) {
 	}
 	c.dec = NewDecoder(nil)
 	c.dec.SetMaxEventSize(cfg.maxEventSize)
+	// A caller resuming a stream sets Last-Event-ID: that is the last event ID until the
+	// server sends another, so reconnection resumes from it too.
+	c.dec.lastID = append(c.dec.lastID[:0], req.Header.Get("Last-Event-ID")...)
 	body, err := c.connect(req.Body)
 	if err != nil {
 		cancel()
@@ -121,6 +126,9 @@ func DialRequest(req *http.Request, opts ...DialOption) (Client, error) {
 func (c *streamClient) connect(body io.ReadCloser) (io.ReadCloser, error) {
 	req := c.req.Clone(c.ctx)
 	req.Body = body
+	if req.Header == nil {
+		req.Header = make(http.Header)
+	}
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", ContentType)
 	}

@@ -1,0 +1,173 @@
+package httpsse_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/reiver/go-httpsse"
+)
+
+// A shared Route mounted on a server sends every event to every subscriber.
+func ExampleRoute() {
+	route := httpsse.NewRoute()
+	server := httptest.NewServer(route)
+	defer server.Close()
+	defer route.Close()
+
+	go func() {
+		// PublishEvent waits for the first subscriber, so these events are not lost.
+		for _, city := range []string{"Vancouver", "Tehran"} {
+			route.PublishEvent(func(w httpsse.EventWriter) error {
+				w.WriteEvent("city")
+				return w.WriteData(city)
+			})
+		}
+	}()
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for i := 0; i < 2 && client.Next(); i++ {
+		var event httpsse.Event
+		if err := client.Decode(&event); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(event.EventName(), event.EventDataCollapsed())
+	}
+	// Output:
+	// city Vancouver
+	// city Tehran
+}
+
+// Each PublishEvent call is one event; if the function fails, or any write in it failed,
+// nothing of the event is sent.
+func ExampleRoute_PublishEvent() {
+	route := httpsse.NewRoute()
+	server := httptest.NewServer(route)
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL, httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+
+	err = route.PublishEvent(func(w httpsse.EventWriter) error {
+		w.WriteData("this event is not sent")
+		return w.WriteID("no\nline breaks in an id")
+	})
+	fmt.Println(err)
+
+	route.PublishEvent(func(w httpsse.EventWriter) error {
+		w.WriteID("42")
+		w.WriteRetry(5 * time.Second)
+		return w.WriteData("line one\nline two")
+	})
+	route.Close() // ends the stream cleanly after what was published
+
+	for client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Printf("%q\n", event.EventData())
+	}
+	fmt.Println(client.Err())
+	// Output:
+	// httpsse: id field contains '\n' at byte 2
+	// ["line one" "line two"]
+	// <nil>
+}
+
+// A Decoder parses any stream, such as the body of a response to a request of your own.
+func ExampleNewDecoder() {
+	stream := "retry: 10000\n" +
+		": a comment\n" +
+		"event: add\r\n" +
+		"id: 1\r\n" +
+		"data: 73857293\r\n" +
+		"\r\n" +
+		"data: second\n" +
+		"data:  line\n" +
+		"\n" +
+		"data: not terminated, so not dispatched"
+
+	decoder := httpsse.NewDecoder(strings.NewReader(stream))
+	for decoder.Next() {
+		var event httpsse.Event
+		decoder.Decode(&event)
+		fmt.Printf("name=%q id=%q data=%q\n", event.EventName(), event.EventID(), event.EventDataCollapsed())
+	}
+	fmt.Println(decoder.Err())
+	// Output:
+	// name="add" id="1" data="73857293"
+	// name="" id="1" data="second\n line"
+	// <nil>
+}
+
+func ExampleEvent_String() {
+	var event httpsse.Event
+	event.SetEventName("status")
+	event.SetEventID("7")
+	event.AppendEventDatum("Hello")
+	event.AppendEventDatum("world!")
+	fmt.Print(event.String())
+	// Output:
+	// event: status
+	// id: 7
+	// data: Hello
+	// data: world!
+}
+
+// A heartbeat keeps an idle stream open through proxies; close it, or the Route, to stop it.
+func ExampleHeartBeat() {
+	route := httpsse.NewRoute()
+	heartbeat := httpsse.HeartBeat(15*time.Second, route)
+	defer heartbeat.Close()
+	http.Handle("/events", route)
+}
+
+// LLM APIs stream events in answer to a POST with an Authorization header. DialRequest takes
+// such a request; it is not sent again on reconnection unless ReconnectNonGET(true) is given.
+func ExampleDialRequest() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: {\"token\":\"Hel\"}\n\ndata: {\"token\":\"lo\"}\n\ndata: [DONE]\n\n")
+	}))
+	defer server.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server.URL, strings.NewReader(`{"prompt":"Hello"}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer secret")
+	req.Header.Set("Content-Type", "application/json")
+
+	client, err := httpsse.DialRequest(req, httpsse.HTTPClient(server.Client()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Println(event.EventDataCollapsed())
+	}
+	fmt.Println(client.Err())
+	// Output:
+	// {"token":"Hel"}
+	// {"token":"lo"}
+	// [DONE]
+	// <nil>
+}
