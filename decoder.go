@@ -249,7 +249,10 @@ func (dec *Decoder) interpret(line []byte) bool {
 	// string. If value starts with a U+0020 SPACE character, remove it from value."
 	// "Otherwise, the string is not empty but does not contain a U+003A COLON character: use
 	// the whole line as the field name, and the empty string as the field value."
-	field, value, _ := bytes.Cut(line, []byte{':'})
+	field, value := line, line[len(line):]
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		field, value = line[:i], line[i+1:]
+	}
 	if len(value) > 0 && value[0] == ' ' {
 		value = value[1:]
 	}
@@ -405,6 +408,9 @@ func (dec *Decoder) skipBOM() bool {
 // lineEnd returns the position in buf of the first CR or LF in the unread bytes, or -1.
 func (dec *Decoder) lineEnd() int {
 	lf := dec.next('\n', &dec.lf, &dec.lfScanned)
+	if dec.cr < 0 && dec.crScanned >= dec.end {
+		return lf // the unread bytes hold no CR: the usual stream, with LF line ends
+	}
 	cr := dec.next('\r', &dec.cr, &dec.crScanned)
 	switch {
 	case lf < 0:
@@ -542,7 +548,12 @@ func validUTF8(p []byte) bool {
 			return false
 		}
 	}
-	return utf8.Valid(p)
+	for i, c := range p { // fewer than 8 bytes, or fewer than 4 from a non-ASCII byte
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(p[i:])
+		}
+	}
+	return true
 }
 
 // invalidPrefixLen returns the length of the maximal subpart at the start of src, which
