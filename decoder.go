@@ -71,6 +71,8 @@ type Decoder struct {
 
 	retry    time.Duration
 	retrySet bool
+
+	arena strings.Builder // the block decodeEvent cuts small events' strings from
 }
 
 // NewDecoder returns a Decoder that reads from r.
@@ -172,8 +174,15 @@ func (dec *Decoder) Decode(v interface{}) error {
 // events does not keep a large data string alive.
 const combineLimit = 4 << 10
 
-// decodeEvent fills ev with one allocation: the data, plus the name and ID when they differ
-// from what ev already holds, copied into a single string that the fields slice.
+// arenaSize is the size of the blocks that decodeEvent cuts the strings of small events
+// from, so that one allocation serves many events. Only appending to a block, never
+// changing what it holds, keeps the strings already cut from it immutable. A string that
+// the caller keeps keeps its block, at most arenaSize bytes, alive.
+const arenaSize = 4 << 10
+
+// decodeEvent fills ev with at most one allocation: the data, plus the name and ID when they
+// differ from what ev already holds, copied into one string that the fields slice. Up to
+// combineLimit bytes of data, that string is cut from the current arena block.
 func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	ev.lines = dec.lines
 	nameSame := string(dec.name) == ev.name
@@ -199,8 +208,12 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 		ev.data, ev.name, ev.id = "", string(dec.name), string(dec.id)
 		return
 	}
-	var b strings.Builder
-	b.Grow(n)
+	b := &dec.arena
+	if b.Cap()-b.Len() < n {
+		b.Reset()
+		b.Grow(max(arenaSize, n))
+	}
+	start := b.Len()
 	b.Write(data)
 	if !nameSame {
 		b.Write(dec.name)
@@ -208,7 +221,7 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	if !idSame {
 		b.Write(dec.id)
 	}
-	s := b.String()
+	s := b.String()[start:]
 	ev.data, s = s[:len(data)], s[len(data):]
 	if !nameSame {
 		ev.name, s = s[:len(dec.name)], s[len(dec.name):]
