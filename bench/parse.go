@@ -9,7 +9,8 @@ import (
 // parseResult is one library's median on one corpus.
 type parseResult struct {
 	lib, corpus    string
-	mbps           float64 // MB/s (10^6 bytes)
+	mbps           float64 // MB/s (10^6 bytes), wall-clock
+	cpuMBps        float64 // MB per second of this process's CPU time
 	nsPerEvent     float64
 	allocsPerEvent float64
 	bytesPerEvent  float64
@@ -38,19 +39,21 @@ func checkParse(l *library, c *corpus) string {
 	return ""
 }
 
-// timeParse parses the corpus once through the library's counting loop.
-func timeParse(l *library, c *corpus) (d time.Duration, allocs, bytes uint64, err error) {
+// timeParse parses the corpus once through the library's counting loop. It returns the
+// wall-clock time and the CPU time of the process (which includes the GC's work on the
+// other core and any goroutines the library starts, but not time lost to other processes).
+func timeParse(l *library, c *corpus) (d, cpu time.Duration, allocs, bytes uint64, err error) {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	n, b, err := l.count(newChunkReader(c.stream))
-	d = time.Since(start)
+	d, cpu = time.Since(start), cpuTime()-cpu0
 	runtime.ReadMemStats(&m1)
 	if err == nil && (n != c.events || b != c.dataBytes) {
 		err = fmt.Errorf("%d events with %d data bytes, want %d with %d", n, b, c.events, c.dataBytes)
 	}
-	return d, m1.Mallocs - m0.Mallocs, m1.TotalAlloc - m0.TotalAlloc, err
+	return d, cpu, m1.Mallocs - m0.Mallocs, m1.TotalAlloc - m0.TotalAlloc, err
 }
 
 // runParse measures every library on every corpus, rounds times, interleaved: each round runs
@@ -58,6 +61,7 @@ func timeParse(l *library, c *corpus) (d time.Duration, allocs, bytes uint64, er
 func runParse(libs []*library, corpora []*corpus, rounds int, logf func(string, ...any)) []parseResult {
 	type key struct{ lib, corpus int }
 	durs := map[key][]float64{}
+	cpus := map[key][]float64{}
 	allocs := map[key][]float64{}
 	bytes := map[key][]float64{}
 	problems := map[key]string{}
@@ -74,11 +78,12 @@ func runParse(libs []*library, corpora []*corpus, rounds int, logf func(string, 
 			for i := range libs {
 				li := (i + r) % len(libs)
 				k := key{li, ci}
-				d, a, b, err := timeParse(libs[li], c)
+				d, cpu, a, b, err := timeParse(libs[li], c)
 				if err != nil && problems[k] == "" {
 					problems[k] = err.Error()
 				}
 				durs[k] = append(durs[k], float64(d.Nanoseconds()))
+				cpus[k] = append(cpus[k], float64(cpu.Nanoseconds()))
 				allocs[k] = append(allocs[k], float64(a))
 				bytes[k] = append(bytes[k], float64(b))
 			}
@@ -93,6 +98,7 @@ func runParse(libs []*library, corpora []*corpus, rounds int, logf func(string, 
 			out = append(out, parseResult{
 				lib: l.name, corpus: c.name,
 				mbps:           float64(len(c.stream)) / ns * 1e3,
+				cpuMBps:        float64(len(c.stream)) / median(cpus[k]) * 1e3,
 				nsPerEvent:     ns / float64(c.events),
 				allocsPerEvent: median(allocs[k]) / float64(c.events),
 				bytesPerEvent:  median(bytes[k]) / float64(c.events),
