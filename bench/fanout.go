@@ -113,7 +113,6 @@ func (c *child) stop() {
 type subscribers struct {
 	readers  []*rawReader
 	warm     atomic.Int64 // readers that have had a warm-up event
-	finished atomic.Int64 // readers that have every event, or ended
 	dropped  atomic.Int64 // readers whose response ended or failed
 	errs     sync.Map     // first errors, by reader index
 	wg       sync.WaitGroup

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	ldes "github.com/launchdarkly/eventsource"
 	r3 "github.com/r3labs/sse/v2"
@@ -235,5 +234,3 @@ var referenceLib = &library{
 	newServer: func() fanoutServer { return referenceServer{} },
 	path:      "/events",
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
