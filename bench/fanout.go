@@ -111,11 +111,11 @@ func (c *child) stop() {
 
 // subscribers is a set of raw readers connected to one child.
 type subscribers struct {
-	readers  []*rawReader
-	warm     atomic.Int64 // readers that have had a warm-up event
-	dropped  atomic.Int64 // readers whose response ended or failed
-	errs     sync.Map     // first errors, by reader index
-	wg       sync.WaitGroup
+	readers []*rawReader
+	warm    atomic.Int64 // readers that have had a warm-up event
+	dropped atomic.Int64 // readers whose response ended or failed
+	errs    sync.Map     // first errors, by reader index
+	wg      sync.WaitGroup
 }
 
 // connect opens n readers to c concurrently and starts reading. Each reader calls onSeq for
