@@ -1,0 +1,694 @@
+//go:build unix
+
+package main
+
+// End-to-end tests in a real browser: headless Chromium's own EventSource
+// against httpsse Routes served on a loopback port. The pages report what
+// they saw by POSTing JSON back to the test server.
+//
+// They need /usr/bin/chromium (Debian's chromium package). Without it they
+// skip, unless HTTPSSE_E2E=1, when a missing browser is a failure
+// (.ci/browser installs it and sets that).
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reiver/go-httpsse"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// chromiumFlags are the flags every launch uses; --user-data-dir and the URL
+// are added per test.
+var chromiumFlags = []string{
+	"--headless",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--disable-quic",
+	"--no-first-run",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+}
+
+// needChromium skips the test when there is no Chromium, or fails it when
+// HTTPSSE_E2E=1 asks for the browser tests to run.
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return
+	}
+	if os.Getenv("HTTPSSE_E2E") == "1" {
+		t.Fatalf("HTTPSSE_E2E=1 but %s is missing: install Debian's chromium (apt-get install chromium) or run .ci/browser", chromiumPath)
+	}
+	t.Skipf("skipping browser test: %s not found (apt-get install chromium, or run .ci/browser; HTTPSSE_E2E=1 makes this a failure)", chromiumPath)
+}
+
+// lockedBuffer collects the browser's output for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (lb *lockedBuffer) Write(p []byte) (int, error) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.b.Write(p)
+}
+
+// tail returns the last lines of the output, without Chromium's usual
+// complaints about D-Bus, which has no bus in a container.
+func (lb *lockedBuffer) tail() string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	var lines []string
+	for _, l := range strings.Split(lb.b.String(), "\n") {
+		if l != "" && !strings.Contains(l, "dbus") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// browser is one headless Chromium process group.
+type browser struct {
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	exited  chan struct{} // closed when the process has been waited for
+	dataDir string
+}
+
+// startBrowser launches headless Chromium on url, in a process group of its
+// own; the test's cleanup kills that group and waits for it.
+func startBrowser(t *testing.T, url string, extra ...string) *browser {
+	t.Helper()
+	needChromium(t)
+	dataDir := t.TempDir() // removed after the kill below: cleanups run last-in first-out
+	args := append(append([]string{}, chromiumFlags...), extra...)
+	args = append(args, "--user-data-dir="+dataDir, url)
+	b := &browser{
+		cmd:     exec.Command(chromiumPath, args...),
+		out:     &lockedBuffer{},
+		exited:  make(chan struct{}),
+		dataDir: dataDir,
+	}
+	b.cmd.Stdout = b.out
+	b.cmd.Stderr = b.out
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	go func() {
+		b.cmd.Wait()
+		close(b.exited)
+	}()
+	t.Cleanup(func() { b.kill(t) })
+	return b
+}
+
+// kill ends the browser's process group by its ID (the PID of the process we
+// started), then any process still running with our own --user-data-dir.
+func (b *browser) kill(t *testing.T) {
+	pid := b.cmd.Process.Pid
+	syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-b.exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("chromium (pid %d) did not exit within 10s of SIGKILL", pid)
+	}
+	for _, p := range processesWith("--user-data-dir=" + b.dataDir) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+}
+
+// processesWith returns the PIDs whose command line contains s.
+func processesWith(s string) []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, f := range dirs {
+		cmdline, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(cmdline, []byte(s)) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(f, "/proc/%d/cmdline", &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// reports receives what a test page POSTs to /e2e/report and logs what it
+// POSTs to /e2e/log.
+type reports struct {
+	t  *testing.T
+	ch chan []byte // capacity 1: a page reports once; a later report is dropped
+}
+
+func newReports(t *testing.T, mux *http.ServeMux) *reports {
+	rp := &reports{t: t, ch: make(chan []byte, 1)}
+	mux.HandleFunc("POST /e2e/report", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		select {
+		case rp.ch <- body:
+		default:
+		}
+	})
+	mux.HandleFunc("POST /e2e/log", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		t.Logf("page: %s", body)
+	})
+	return rp
+}
+
+// wait returns the page's report, decoded into v, or fails the test after d.
+func (rp *reports) wait(b *browser, d time.Duration, v any) {
+	rp.t.Helper()
+	select {
+	case body := <-rp.ch:
+		if err := json.Unmarshal(body, v); err != nil {
+			rp.t.Fatalf("page report %q: %v", body, err)
+		}
+	case <-b.exited:
+		rp.t.Fatalf("chromium exited before the page reported; its output:\n%s", b.out.tail())
+	case <-time.After(d):
+		rp.t.Fatalf("no report from the page within %s; chromium's output:\n%s", d, b.out.tail())
+	}
+}
+
+func servePage(html string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, html)
+	}
+}
+
+// eventSourcePage opens one EventSource on /e2e/stream and records every
+// event it dispatches, acknowledging the "bye" and "welcome" events so that
+// the server ends each stream only once everything has arrived. It reports
+// when the EventSource is closed for good (the 204), or after 30 s.
+const eventSourcePage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse e2e</title>
+<script>
+"use strict";
+const post = (path, body) => fetch(path, {method: "POST", body: body || ""});
+const got = [], errors = [];
+let opens = 0, reported = false;
+function report() {
+  if (reported) return;
+  reported = true;
+  post("/e2e/report", JSON.stringify({got, errors, opens, readyState: es.readyState, burst}));
+  es.close();
+}
+const es = new EventSource("/e2e/stream");
+// fnv is FNV-1a over UTF-16 code units: over ASCII, Go's hash/fnv New32a.
+function fnv(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16);
+}
+function record(e) {
+  const data = e.data.length > 4096 ? "len:" + e.data.length + " fnv:" + fnv(e.data) : e.data;
+  got.push({type: e.type, data: data, id: e.lastEventId});
+  if (e.type === "bye") post("/e2e/ack?phase=1");
+  if (e.type === "welcome") post("/e2e/ack?phase=2");
+}
+es.onmessage = record;
+for (const type of ["greeting", "bye", "welcome"]) es.addEventListener(type, record);
+const burst = {count: 0, outOfOrder: 0};
+es.addEventListener("burst", (e) => {
+  if (e.data !== String(burst.count)) burst.outOfOrder++;
+  burst.count++;
+});
+es.onopen = () => { opens++; post("/e2e/log", "open #" + opens); };
+es.onerror = () => {
+  errors.push(es.readyState);
+  post("/e2e/log", "error, readyState " + es.readyState);
+  if (es.readyState === EventSource.CLOSED) report();
+};
+setTimeout(report, 30000);
+</script>
+`
+
+type pageEvent struct {
+	Type string `json:"type"`
+	Data string `json:"data"`
+	ID   string `json:"id"`
+}
+
+// conformanceStep is one PublishEvent of the first stream, and what the
+// browser must dispatch for it (nothing when want is nil).
+type conformanceStep struct {
+	name  string
+	write func(httpsse.EventWriter) error
+	want  *pageEvent
+}
+
+func data(s string) func(httpsse.EventWriter) error {
+	return func(ew httpsse.EventWriter) error { return ew.WriteData(s) }
+}
+
+// summary is how the page reports data longer than 4096 characters
+// (ASCII only here).
+func summary(s string) string {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return fmt.Sprintf("len:%d fnv:%x", len(s), h.Sum32())
+}
+
+// burstSize is how many small events the first stream sends in a row, before
+// its last step: a browser reading at full speed must get them all, in order.
+const burstSize = 3000
+
+func conformanceSteps(retry time.Duration) []conformanceStep {
+	large := strings.Repeat(strings.Repeat("0123456789abcdef", 6)+"\r\n", 1<<20/98)
+	return []conformanceStep{
+		{"plain", data("plain"), &pageEvent{"message", "plain", ""}},
+		{"LF inside WriteData", data("lf-1\nlf-2"), &pageEvent{"message", "lf-1\nlf-2", ""}},
+		{"CR inside WriteData", data("cr-1\rcr-2"), &pageEvent{"message", "cr-1\ncr-2", ""}},
+		{"CRLF inside WriteData", data("crlf-1\r\ncrlf-2"), &pageEvent{"message", "crlf-1\ncrlf-2", ""}},
+		{"LF, CR and CRLF in one WriteData", data("m-1\nm-2\rm-3\r\nm-4"), &pageEvent{"message", "m-1\nm-2\nm-3\nm-4", ""}},
+		{"trailing line break", data("trailing\n"), &pageEvent{"message", "trailing\n", ""}},
+		{"empty data", data(""), &pageEvent{"message", "", ""}},
+		{"unicode", data("héllo wörld · 日本語 · ✓ · 🎉 · \u00a0·\u2028·"), &pageEvent{"message", "héllo wörld · 日本語 · ✓ · 🎉 · \u00a0·\u2028·", ""}},
+		{"comment only", func(ew httpsse.EventWriter) error {
+			return ew.WriteComment("a comment\nover two lines")
+		}, nil},
+		{"named event", func(ew httpsse.EventWriter) error {
+			ew.WriteEvent("greeting")
+			return ew.WriteData("hi")
+		}, &pageEvent{"greeting", "hi", ""}},
+		{"named event without a listener", func(ew httpsse.EventWriter) error {
+			ew.WriteEvent("unlistened")
+			return ew.WriteData("nobody listens, so nothing is dispatched")
+		}, nil},
+		{"explicit message type", func(ew httpsse.EventWriter) error {
+			ew.WriteEvent("message")
+			return ew.WriteData("explicit")
+		}, &pageEvent{"message", "explicit", ""}},
+		{"id", func(ew httpsse.EventWriter) error {
+			ew.WriteID("42")
+			return ew.WriteData("with id")
+		}, &pageEvent{"message", "with id", "42"}},
+		{"id persists", data("id persists"), &pageEvent{"message", "id persists", "42"}},
+		{"id without data", func(ew httpsse.EventWriter) error {
+			return ew.WriteID("43")
+		}, nil},
+		{"id of an undispatched event counts", data("after id-only event"), &pageEvent{"message", "after id-only event", "43"}},
+		{"comment inside an event", func(ew httpsse.EventWriter) error {
+			ew.WriteComment("ignored")
+			return ew.WriteData("comment inside")
+		}, &pageEvent{"message", "comment inside", "43"}},
+		{"unicode id", func(ew httpsse.EventWriter) error {
+			ew.WriteID("ïd-✓")
+			return ew.WriteData("unicode id")
+		}, &pageEvent{"message", "unicode id", "ïd-✓"}},
+		{"empty id resets", func(ew httpsse.EventWriter) error {
+			ew.WriteID("")
+			return ew.WriteData("id reset")
+		}, &pageEvent{"message", "id reset", ""}},
+		{"1 MiB of data with CRLFs", data(large), &pageEvent{"message", summary(strings.ReplaceAll(large, "\r\n", "\n")), ""}},
+		{"retry and last id", func(ew httpsse.EventWriter) error {
+			ew.WriteRetry(retry)
+			ew.WriteEvent("bye")
+			ew.WriteID("b-1")
+			return ew.WriteData("bye")
+		}, &pageEvent{"bye", "bye", "b-1"}},
+	}
+}
+
+// connection is what the test server saw of one request to /e2e/stream.
+type connection struct {
+	arrived     time.Time
+	closed      time.Time // when the server closed the Route
+	lastEventID string
+	hasHeader   bool
+}
+
+// TestBrowserEventSource runs the browser's EventSource against a Route over
+// HTTP/1.1 and over HTTP/2 (TLS, the way browsers speak it).
+func TestBrowserEventSource(t *testing.T) {
+	needChromium(t)
+	t.Run("HTTP1", func(t *testing.T) { testBrowserEventSource(t, false) })
+	t.Run("HTTP2", func(t *testing.T) { testBrowserEventSource(t, true) })
+}
+
+func testBrowserEventSource(t *testing.T, http2 bool) {
+	const retry = 700 * time.Millisecond // far from EventSource's default of 3 s
+
+	steps := conformanceSteps(retry)
+	var (
+		mu    sync.Mutex
+		conns []*connection
+		wg    sync.WaitGroup // the publishing goroutines, waited for after the server is closed
+	)
+	t.Cleanup(wg.Wait)
+	acks := [3]chan struct{}{nil, make(chan struct{}, 1), make(chan struct{}, 1)}
+
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(eventSourcePage))
+	mux.HandleFunc("POST /e2e/ack", func(w http.ResponseWriter, r *http.Request) {
+		var ack chan struct{}
+		switch r.URL.Query().Get("phase") {
+		case "1":
+			ack = acks[1]
+		case "2":
+			ack = acks[2]
+		}
+		select {
+		case ack <- struct{}{}:
+		default: // a repeated acknowledgement; the event check reports the repeat
+		}
+	})
+	mux.HandleFunc("GET /e2e/stream", func(w http.ResponseWriter, r *http.Request) {
+		c := &connection{arrived: time.Now()}
+		if want := map[bool]int{false: 1, true: 2}[http2]; r.ProtoMajor != want {
+			t.Errorf("%s %s over %s, want HTTP/%d", r.Method, r.URL, r.Proto, want)
+		}
+		c.lastEventID = r.Header.Get("Last-Event-ID")
+		c.hasHeader = len(r.Header.Values("Last-Event-ID")) > 0
+		mu.Lock()
+		conns = append(conns, c)
+		n := len(conns)
+		mu.Unlock()
+
+		route := httpsse.NewRoute()
+		defer route.Close()
+		if n > 2 {
+			// A closed Route answers 204 No Content: EventSource must
+			// not reconnect.
+			route.Close()
+			route.ServeHTTP(w, r)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publish := func(name string, fn func(httpsse.EventWriter) error) bool {
+				err := route.PublishEvent(fn)
+				if errors.Is(err, httpsse.ErrClosed) && r.Context().Err() != nil {
+					return false // the browser went away: the test has failed already
+				}
+				if err != nil {
+					t.Errorf("connection %d: PublishEvent(%s) = %v", n, name, err)
+					return false
+				}
+				return true
+			}
+			if n == 1 {
+				for i, s := range steps {
+					if i == len(steps)-1 {
+						for j := 0; j < burstSize; j++ {
+							if !publish("burst", func(ew httpsse.EventWriter) error {
+								ew.WriteEvent("burst")
+								return ew.WriteData(fmt.Sprint(j))
+							}) {
+								return
+							}
+						}
+					}
+					if !publish(s.name, s.write) {
+						return
+					}
+				}
+			} else {
+				publish("welcome", func(ew httpsse.EventWriter) error {
+					ew.WriteEvent("welcome")
+					return ew.WriteData(c.lastEventID)
+				})
+			}
+			// End the stream once the page has everything.
+			select {
+			case <-acks[n]:
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Second):
+				t.Errorf("connection %d: no acknowledgement from the page", n)
+			}
+			mu.Lock()
+			c.closed = time.Now()
+			mu.Unlock()
+			route.Close()
+		}()
+		route.ServeHTTP(w, r)
+	})
+
+	ts := httptest.NewUnstartedServer(mux)
+	var flags []string
+	if http2 {
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+		flags = append(flags, "--ignore-certificate-errors") // httptest's own certificate
+	} else {
+		ts.Start()
+	}
+	t.Cleanup(ts.Close)
+
+	b := startBrowser(t, ts.URL+"/e2e/", flags...)
+	var got struct {
+		Got        []pageEvent `json:"got"`
+		Errors     []int       `json:"errors"`
+		Opens      int         `json:"opens"`
+		ReadyState int         `json:"readyState"`
+		Burst      struct {
+			Count      int `json:"count"`
+			OutOfOrder int `json:"outOfOrder"`
+		} `json:"burst"`
+	}
+	rp.wait(b, 45*time.Second, &got)
+
+	var want []pageEvent
+	for _, s := range steps {
+		if s.want != nil {
+			want = append(want, *s.want)
+		}
+	}
+	want = append(want, pageEvent{"welcome", "b-1", "b-1"})
+	for i := 0; i < len(want) || i < len(got.Got); i++ {
+		var g, w *pageEvent
+		if i < len(got.Got) {
+			g = &got.Got[i]
+		}
+		if i < len(want) {
+			w = &want[i]
+		}
+		if g == nil || w == nil || *g != *w {
+			t.Errorf("event %d: browser dispatched %+v, want %+v", i, g, w)
+		}
+	}
+	if got.Burst.Count != burstSize || got.Burst.OutOfOrder != 0 {
+		t.Errorf("burst: browser got %d events, %d out of order, want %d in order", got.Burst.Count, got.Burst.OutOfOrder, burstSize)
+	}
+	if got.Opens != 2 {
+		t.Errorf("EventSource opened %d times, want 2 (the first stream and one reconnection)", got.Opens)
+	}
+	if got.ReadyState != 2 || !reflect.DeepEqual(got.Errors, []int{0, 0, 2}) {
+		t.Errorf("error events saw readyState %v and ended in %d, want [0 0 2] and 2 (CLOSED after the 204)", got.Errors, got.ReadyState)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 3 {
+		t.Fatalf("server saw %d requests, want 3", len(conns))
+	}
+	if conns[0].hasHeader {
+		t.Errorf("first request sent Last-Event-ID %q, want none", conns[0].lastEventID)
+	}
+	for i := 1; i < 3; i++ {
+		if conns[i].lastEventID != "b-1" {
+			t.Errorf("request %d: Last-Event-ID = %q, want %q", i+1, conns[i].lastEventID, "b-1")
+		}
+		gap := conns[i].arrived.Sub(conns[i-1].closed)
+		t.Logf("reconnection %d came %s after the server ended the stream (retry: %s)", i, gap.Round(time.Millisecond), retry)
+		if gap < retry-50*time.Millisecond || gap > retry+2*time.Second {
+			t.Errorf("reconnection %d came %s after the stream ended, want between %s and %s (retry: %s)",
+				i, gap.Round(time.Millisecond), retry, retry+2*time.Second, retry)
+		}
+	}
+}
+
+// demoCheckPage loads the demo page in a same-origin iframe, records every
+// change of its state pills (a MutationObserver sees each one, however short),
+// presses the per-request stream's Stop button once that stream has been
+// resumed after a reconnection, and reports what it saw.
+const demoCheckPage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse demo check</title>
+<iframe id="demo" src="/" style="width:1280px;height:800px;border:0"></iframe>
+<script>
+"use strict";
+const frame = document.getElementById("demo");
+const seen = {shared: [], stream: []};
+let stopped = false, done = false;
+frame.addEventListener("load", () => {
+  for (const panel of ["shared", "stream"]) {
+    const pill = frame.contentDocument.querySelector("#" + panel + ' [data-role="state"]');
+    const note = () => {
+      const list = seen[panel];
+      if (list[list.length - 1] !== pill.dataset.state) list.push(pill.dataset.state);
+    };
+    note();
+    new MutationObserver(note).observe(pill, {attributes: true, attributeFilter: ["data-state"]});
+  }
+});
+function text(panel, role) {
+  const el = frame.contentDocument && frame.contentDocument.querySelector("#" + panel + ' [data-role="' + role + '"]');
+  return el ? el.textContent : "";
+}
+function snapshot() {
+  const s = {};
+  for (const panel of ["shared", "stream"])
+    for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed"])
+      s[panel + "." + role] = text(panel, role);
+  s["shared.types"] = frame.contentDocument ? Array.from(frame.contentDocument.querySelectorAll("#shared tbody .tag:not(.sys)"), e => e.textContent) : [];
+  return s;
+}
+function report(why) {
+  if (done) return;
+  done = true;
+  const s = snapshot();
+  s.why = why; s.sharedStates = seen.shared; s.streamStates = seen.stream;
+  fetch("/e2e/report", {method: "POST", body: JSON.stringify(s)});
+}
+setInterval(() => {
+  const s = snapshot();
+  const types = new Set(s["shared.types"]);
+  if (!stopped && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
+      s["shared.state"] === "open" && types.has("heartbeat") && types.has("note") && types.has("message")) {
+    stopped = true;
+    frame.contentDocument.querySelector('#stream [data-role="toggle"]').click();
+  }
+  if (stopped && s["stream.state"] === "stopped") report("stopped");
+}, 50);
+setTimeout(() => report("timeout"), 30000);
+</script>
+`
+
+func TestBrowserDemoPage(t *testing.T) {
+	needChromium(t)
+	cfg := demoConfig{
+		tick:      60 * time.Millisecond,
+		heartbeat: 250 * time.Millisecond,
+		status:    60 * time.Millisecond,
+		streamRun: 4,
+		retry:     300 * time.Millisecond,
+	}
+	demo, closer := newDemo(cfg)
+
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(demoCheckPage))
+	mux.Handle("/", demo)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closer.Close() }) // before ts.Close: ends the open streams
+
+	b := startBrowser(t, ts.URL+"/e2e/")
+	var got map[string]any
+	rp.wait(b, 45*time.Second, &got)
+	t.Logf("demo page: %v", got)
+
+	if got["why"] != "stopped" {
+		t.Fatalf("the demo page never got to the expected state: %v", got)
+	}
+	for k, v := range map[string]string{"shared.state": "open", "stream.state": "stopped"} {
+		if got[k] != v {
+			t.Errorf("demo page %s = %v, want %v", k, got[k], v)
+		}
+	}
+	// The shared stream never broke: it was connecting (perhaps already open
+	// when the observer started) and then open.
+	if states := fmt.Sprint(got["sharedStates"]); states != "[connecting open]" && states != "[open]" {
+		t.Errorf("shared stream went through states %s, want [connecting open]", states)
+	}
+	if s, _ := got["shared.beat"].(string); s == "–" || s == "" {
+		t.Errorf("demo page shared.beat = %q, want a heartbeat shown", s)
+	}
+	if s, _ := got["stream.resumed"].(string); !strings.HasPrefix(s, "status-") {
+		t.Errorf("demo page stream.resumed = %q, want status-N (the Last-Event-ID the browser sent)", s)
+	}
+	states := fmt.Sprint(got["streamStates"])
+	if !strings.Contains(states, "reconnecting open") {
+		t.Errorf("per-request stream went through states %s, want a reconnecting then open", states)
+	}
+}
+
+// TestScreenshot remakes docs/demo.png (scripts/screenshot.sh runs it): it
+// serves the demo's handler, with its ordinary timings, on a loopback port and
+// has headless Chromium screenshot it after some seconds of events. It runs
+// only when HTTPSSE_SCREENSHOT names the file to write.
+//
+// Chromium's --screenshot is taken at the page's load event, and an
+// EventSource does not hold that back. So the page shot is a wrapper whose
+// iframe shows the demo and whose one image arrives only after a delay.
+func TestScreenshot(t *testing.T) {
+	out := os.Getenv("HTTPSSE_SCREENSHOT")
+	if out == "" {
+		t.Skip("set HTTPSSE_SCREENSHOT=/path/to/demo.png to remake the screenshot")
+	}
+	needChromium(t)
+	const width, height = 1280, 690
+	hold := 14 * time.Second
+
+	demo, closer := newDemo(defaultDemoConfig)
+	mux := http.NewServeMux()
+	mux.Handle("/", demo)
+	mux.HandleFunc("GET /_shot/", servePage(fmt.Sprintf(`<!doctype html>
+<body style="margin:0;overflow:hidden">
+<iframe src="/" style="border:0;display:block;width:%dpx;height:%dpx"></iframe>
+<img src="/_shot/hold.gif" alt="" style="position:absolute;width:1px;height:1px;opacity:0">
+</body>`, width, height)))
+	mux.HandleFunc("GET /_shot/hold.gif", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(hold):
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "image/gif")
+		w.Write([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closer.Close() })
+
+	tmp := filepath.Join(t.TempDir(), "demo.png")
+	b := startBrowser(t, ts.URL+"/_shot/",
+		"--hide-scrollbars",
+		fmt.Sprintf("--window-size=%d,%d", width, height),
+		"--screenshot="+tmp,
+	)
+	select {
+	case <-b.exited:
+	case <-time.After(hold + 30*time.Second):
+		t.Fatalf("chromium did not finish the screenshot; its output:\n%s", b.out.tail())
+	}
+	png, err := os.ReadFile(tmp)
+	if err != nil {
+		t.Fatalf("no screenshot: %v; chromium's output:\n%s", err, b.out.tail())
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", out, len(png))
+}
