@@ -118,7 +118,7 @@ func (rr *rawReader) next(n int) ([]byte, error) {
 	return p, nil
 }
 
-// eventScanner finds events in an event stream that uses LF line ends, and reads from each
+// eventScanner finds events in an event stream that uses LF or CRLF line ends, and reads from each
 // event's data line either a sequence number ({"seq":N,...}) or the word warm.
 type eventScanner struct {
 	line    [32]byte // the first bytes of the current line
@@ -156,6 +156,9 @@ func (s *eventScanner) endLine(onSeq func(int), onWarm func()) {
 	l := s.line[:s.n]
 	length := s.lineLen
 	s.n, s.lineLen = 0, 0
+	if length == 1 && l[0] == '\r' { // a CRLF line end
+		length = 0
+	}
 	if length == 0 {
 		switch {
 		case s.hasSeq:
