@@ -2,9 +2,11 @@ package httpsse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -69,6 +71,8 @@ type Decoder struct {
 
 	retry    time.Duration
 	retrySet bool
+
+	arena strings.Builder // the block decodeEvent cuts small events' strings from
 }
 
 // NewDecoder returns a Decoder that reads from r.
@@ -170,8 +174,15 @@ func (dec *Decoder) Decode(v interface{}) error {
 // events does not keep a large data string alive.
 const combineLimit = 4 << 10
 
-// decodeEvent fills ev with one allocation: the data, plus the name and ID when they differ
-// from what ev already holds, copied into a single string that the fields slice.
+// arenaSize is the size of the blocks that decodeEvent cuts the strings of small events
+// from, so that one allocation serves many events. Only appending to a block, never
+// changing what it holds, keeps the strings already cut from it immutable. A string that
+// the caller keeps keeps its block, at most arenaSize bytes, alive.
+const arenaSize = 4 << 10
+
+// decodeEvent fills ev with at most one allocation: the data, plus the name and ID when they
+// differ from what ev already holds, copied into one string that the fields slice. Up to
+// combineLimit bytes of data, that string is cut from the current arena block.
 func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	ev.lines = dec.lines
 	nameSame := string(dec.name) == ev.name
@@ -197,8 +208,12 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 		ev.data, ev.name, ev.id = "", string(dec.name), string(dec.id)
 		return
 	}
-	var b strings.Builder
-	b.Grow(n)
+	b := &dec.arena
+	if b.Cap()-b.Len() < n {
+		b.Reset()
+		b.Grow(max(arenaSize, n))
+	}
+	start := b.Len()
 	b.Write(data)
 	if !nameSame {
 		b.Write(dec.name)
@@ -206,7 +221,7 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	if !idSame {
 		b.Write(dec.id)
 	}
-	s := b.String()
+	s := b.String()[start:]
 	ev.data, s = s[:len(data)], s[len(data):]
 	if !nameSame {
 		ev.name, s = s[:len(dec.name)], s[len(dec.name):]
@@ -247,7 +262,10 @@ func (dec *Decoder) interpret(line []byte) bool {
 	// string. If value starts with a U+0020 SPACE character, remove it from value."
 	// "Otherwise, the string is not empty but does not contain a U+003A COLON character: use
 	// the whole line as the field name, and the empty string as the field value."
-	field, value, _ := bytes.Cut(line, []byte{':'})
+	field, value := line, line[len(line):]
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		field, value = line[:i], line[i+1:]
+	}
 	if len(value) > 0 && value[0] == ' ' {
 		value = value[1:]
 	}
@@ -403,6 +421,9 @@ func (dec *Decoder) skipBOM() bool {
 // lineEnd returns the position in buf of the first CR or LF in the unread bytes, or -1.
 func (dec *Decoder) lineEnd() int {
 	lf := dec.next('\n', &dec.lf, &dec.lfScanned)
+	if dec.cr < 0 && dec.crScanned >= dec.end {
+		return lf // the unread bytes hold no CR: the usual stream, with LF line ends
+	}
 	cr := dec.next('\r', &dec.cr, &dec.crScanned)
 	switch {
 	case lf < 0:
@@ -474,7 +495,7 @@ func shiftPos(pos, shift int) int {
 // appendUTF8 appends src to dst decoded as the Encoding Standard's UTF-8 decoder does: each
 // maximal subpart of an invalid sequence becomes one U+FFFD REPLACEMENT CHARACTER.
 func appendUTF8(dst, src []byte) []byte {
-	if utf8.Valid(src) {
+	if validUTF8(src) {
 		return append(dst, src...)
 	}
 	for len(src) > 0 {
@@ -488,6 +509,64 @@ func appendUTF8(dst, src []byte) []byte {
 		src = src[invalidPrefixLen(src):]
 	}
 	return dst
+}
+
+// validUTF8 is utf8.Valid, faster on text that is mostly ASCII with some other characters:
+// utf8.Valid skips ASCII 8 bytes at a time only until the first non-ASCII byte and then goes
+// byte by byte, while this goes back to 8 bytes at a time after each non-ASCII character.
+func validUTF8(p []byte) bool {
+	for len(p) >= 8 {
+		m := binary.LittleEndian.Uint64(p) & 0x8080808080808080
+		if m == 0 {
+			p = p[8:]
+			continue
+		}
+		p = p[bits.TrailingZeros64(m)/8:]
+		if len(p) < 4 {
+			break
+		}
+		// The well-formed byte sequences of the Unicode Standard, table 3-7.
+		c0, c1 := p[0], p[1]
+		switch {
+		case c0 < 0xC2:
+			return false
+		case c0 < 0xE0:
+			if c1&0xC0 != 0x80 {
+				return false
+			}
+			p = p[2:]
+		case c0 < 0xF0:
+			lo, hi := byte(0x80), byte(0xBF)
+			if c0 == 0xE0 {
+				lo = 0xA0
+			} else if c0 == 0xED {
+				hi = 0x9F
+			}
+			if c1 < lo || c1 > hi || p[2]&0xC0 != 0x80 {
+				return false
+			}
+			p = p[3:]
+		case c0 < 0xF5:
+			lo, hi := byte(0x80), byte(0xBF)
+			if c0 == 0xF0 {
+				lo = 0x90
+			} else if c0 == 0xF4 {
+				hi = 0x8F
+			}
+			if c1 < lo || c1 > hi || p[2]&0xC0 != 0x80 || p[3]&0xC0 != 0x80 {
+				return false
+			}
+			p = p[4:]
+		default:
+			return false
+		}
+	}
+	for i, c := range p { // fewer than 8 bytes, or fewer than 4 from a non-ASCII byte
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(p[i:])
+		}
+	}
+	return true
 }
 
 // invalidPrefixLen returns the length of the maximal subpart at the start of src, which

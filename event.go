@@ -6,7 +6,8 @@ import "strings"
 // The zero value is an event with no name, no ID and no data.
 //
 // An Event can be reused across Decode calls: its name and ID strings are kept when they do
-// not change, so decoding into the same Event allocates once per event.
+// not change, so decoding into the same Event allocates at most once per event, and small
+// events share blocks of memory.
 type Event struct {
 	name  string
 	id    string

@@ -312,8 +312,9 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// timeout would cancel the request's context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout}
+	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
 	out.setDeadline(time.Time{})
+	defer out.setDeadline(time.Time{})
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
@@ -359,11 +360,16 @@ type output struct {
 	timeout   time.Duration
 	noTimeout bool // the ResponseWriter has no deadlines (like httptest.ResponseRecorder)
 	cleared   bool // no deadline is set
+	// keep is set on HTTP/1.x, where a deadline that passes while no write is under way
+	// does no harm (the next write sets its own), so send leaves it in place instead of
+	// lifting it after every write; ServeHTTP lifts it when it returns, for the end of
+	// the response.
+	keep bool
 }
 
 // send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh
-// deadline, then lifts the deadline: on HTTP/2 a deadline left in place resets the stream
-// when it passes, even while idle.
+// deadline, then lifts the deadline unless keep is set: on HTTP/2 a deadline left in place
+// resets the stream when it passes, even while idle.
 func (o *output) send(p []byte) error {
 	for {
 		n := min(len(p), maxWrite)
@@ -379,7 +385,9 @@ func (o *output) send(p []byte) error {
 		}
 	}
 	err := o.rc.Flush()
-	o.setDeadline(time.Time{})
+	if !o.keep {
+		o.setDeadline(time.Time{})
+	}
 	return err
 }
 

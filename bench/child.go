@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// window is how many events the publisher may be ahead of the slowest subscriber in the window
+// mode of the fan-out test.
+const window = 32
+
+// payload is the data of fan-out event seq: about 100 bytes of JSON.
+func payload(seq int) string {
+	s := fmt.Sprintf(`{"seq":%d,"pad":"`, seq)
+	return s + strings.Repeat("x", max(0, 98-len(s))) + `"}`
+}
+
+// childMain is the server process of the fan-out and idle tests: it serves one library's
+// handler on 127.0.0.1 and obeys commands, one per line, from its standard input:
+//
+//	warm            publish one warm-up event; answers "ok"
+//	run MODE E      publish E events (MODE burst or window); answers "published"
+//	ack N           (window mode) every subscriber has event N
+//	stats           answers "cpu NS": CPU time used since run began
+//	mem             answers "mem HEAP STACK GOROUTINES" and the same three before any subscriber
+//	quit            exits at once
+//
+// With BENCH_CHILD_CPUPROFILE set, it writes a CPU profile of each run (from run to stats) there.
+func childMain(libName string) {
+	raiseOpenFiles()
+	l := lookupLibrary(libName)
+	if l == nil && libName == referenceLib.name {
+		l = referenceLib
+	}
+	if l == nil {
+		fmt.Fprintf(os.Stderr, "bench: unknown library %q\n", libName)
+		os.Exit(2)
+	}
+	srv := l.newServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	mux := http.NewServeMux()
+	path, _, _ := strings.Cut(l.path, "?")
+	mux.Handle(path, srv.handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+
+	runtime.GC()
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	baseG := runtime.NumGoroutine()
+
+	out := bufio.NewWriter(os.Stdout)
+	reply := func(format string, args ...any) {
+		fmt.Fprintf(out, format+"\n", args...)
+		out.Flush()
+	}
+	reply("addr %s", ln.Addr())
+
+	var acked atomic.Int64
+	acked.Store(-1)
+	ackCh := make(chan struct{}, 1) // wakes the publisher; one pending wake-up is enough
+	cmds := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "ack "):
+				n, _ := strconv.ParseInt(line[4:], 10, 64)
+				acked.Store(n)
+				select {
+				case ackCh <- struct{}{}:
+				default:
+				}
+			case line == "quit":
+				os.Exit(0)
+			default:
+				cmds <- line
+			}
+		}
+		os.Exit(0) // the parent went away
+	}()
+
+	var cpu0 time.Duration
+	for cmd := range cmds {
+		f := strings.Fields(cmd)
+		switch f[0] {
+		case "warm":
+			if err := srv.publish("w", "warm"); err != nil {
+				reply("error %v", err)
+				continue
+			}
+			reply("ok")
+		case "run":
+			e, _ := strconv.Atoi(f[2])
+			ids, data := make([]string, e), make([]string, e)
+			for i := range e {
+				ids[i], data[i] = strconv.Itoa(i), payload(i)
+			}
+			windowed := f[1] == "window"
+			if path := os.Getenv("BENCH_CHILD_CPUPROFILE"); path != "" {
+				if pf, err := os.Create(path); err == nil {
+					_ = pprof.StartCPUProfile(pf)
+				}
+			}
+			cpu0 = cpuTime()
+			for i := range e {
+				for windowed && acked.Load()+window < int64(i) {
+					<-ackCh
+				}
+				if err := srv.publish(ids[i], data[i]); err != nil {
+					reply("error publish %d: %v", i, err)
+					break
+				}
+			}
+			reply("published")
+		case "stats":
+			pprof.StopCPUProfile()
+			reply("cpu %d", cpuTime()-cpu0)
+		case "mem":
+			runtime.GC()
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			reply("mem %d %d %d %d %d %d", m.HeapInuse, m.StackInuse, runtime.NumGoroutine(),
+				base.HeapInuse, base.StackInuse, baseG)
+		default:
+			reply("error unknown command %q", cmd)
+		}
+	}
+}

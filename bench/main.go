@@ -1,0 +1,275 @@
+// Command bench measures httpsse against other Go SSE libraries in one run: parsing, fan-out
+// over loopback and idle memory per subscriber. See docs/performance.md in the repository.
+//
+// Usage:
+//
+//	go run . [-quick] [-rounds 3] [-svg ../docs/fanout.svg]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	var (
+		childFlag = flag.Bool("child", false, "internal: run as the server process of one library")
+		libFlag   = flag.String("lib", "", "internal: the library the child serves")
+		quick     = flag.Bool("quick", false, "a short run (well under a minute) for CI: small corpora, few events and subscribers, one round")
+		rounds    = flag.Int("rounds", 3, "rounds; each figure is the median over the rounds")
+		events    = flag.Int("events", 2000, "fan-out: events published per run, at most")
+		budget    = flag.Int("budget", 600000, "fan-out: deliveries per run, at most: a run publishes min(events, budget/subscribers) events")
+		pRounds   = flag.Int("parse-rounds", 7, "parse: rounds (parsing is quick, so more rounds than the others)")
+		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
+		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
+		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
+		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
+		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
+		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
+		cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of this process (parse; the fan-out and idle servers run in child processes)")
+	)
+	flag.Parse()
+	if *childFlag {
+		childMain(*libFlag)
+		return
+	}
+	if *quick {
+		*rounds, *pRounds, *events, *subsFlag, *idleSubs, *parseMiB = 1, 1, 300, "20,100", 300, 1
+	}
+	var subs []int
+	for _, f := range strings.Split(*subsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: bad -subs %q\n", *subsFlag)
+			os.Exit(2)
+		}
+		subs = append(subs, n)
+	}
+	tests := strings.Split(*only, ",")
+	if *libsFlag != "" {
+		var keep []*library
+		for _, l := range libraries {
+			if slices.Contains(strings.Split(*libsFlag, ","), l.name) {
+				keep = append(keep, l)
+			}
+		}
+		libraries = keep
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	limit := raiseOpenFiles()
+
+	out := os.Stdout
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	fmt.Fprintf(out, "# SSE libraries side by side\n\n")
+	fmt.Fprintf(out, "%s, %s/%s, %d CPUs (GOMAXPROCS %d), open-files limit %d. Rounds: %d (parse: %d), medians. Started %s.\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), limit, *rounds, *pRounds,
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(out, "Libraries: %s.\n\n", libraryVersions())
+
+	failed := false
+	if slices.Contains(tests, "parse") {
+		corpora := []*corpus{smallCorpus(*parseMiB << 20), mixedCorpus(*parseMiB << 20)}
+		res := runParse(libraries, corpora, *pRounds, logf)
+		failed = printParse(out, corpora, res) || failed
+	}
+	if slices.Contains(tests, "probes") {
+		failed = printProbes(out, runProbes(libraries)) || failed
+	}
+	if slices.Contains(tests, "fanout") {
+		res := runFanouts(libraries, subs, *events, *budget, *rounds, logf)
+		failed = printFanout(out, res) || failed
+		if *svgPath != "" {
+			if err := os.WriteFile(*svgPath, []byte(fanoutSVG(res)), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				failed = true
+			}
+		}
+	}
+	if slices.Contains(tests, "idle") {
+		libs := append(slices.Clone(libraries), referenceLib)
+		var res []idleResult
+		for _, l := range libs {
+			r := runIdle(l, *idleSubs)
+			logf("idle %s: %.0f B/subscriber %v", l.name, r.bytesPerSub, r.err)
+			res = append(res, r)
+		}
+		failed = printIdle(out, res) || failed
+	}
+	if failed {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench: FAILED (errors, or httpsse lost events or mis-parsed; see above)")
+		os.Exit(1)
+	}
+}
+
+// subject is the library whose problems fail the run; the others' problems are findings.
+const subject = "httpsse"
+
+// fanoutSummary is the median over rounds for one library, mode and subscriber count.
+type fanoutSummary struct {
+	lib, mode            string
+	subs, evs            int
+	perSecond, cpuPerDel float64
+	readerPerDel         float64
+	lost, dropped        int64
+	err                  error
+}
+
+func runFanouts(libs []*library, subs []int, events, budget, rounds int, logf func(string, ...any)) []fanoutSummary {
+	evsFor := func(s int) int { return max(1, min(events, budget/s)) }
+	type key struct {
+		lib  int
+		mode string
+		subs int
+	}
+	all := map[key][]fanoutResult{}
+	for r := range rounds {
+		for _, s := range subs {
+			for _, mode := range []string{"burst", "window"} {
+				for i := range libs {
+					li := (i + r) % len(libs)
+					res := runFanout(libs[li], mode, s, evsFor(s))
+					logf("fan-out round %d %s S=%d %s: %.0f deliveries/s, %.0f CPU-ns/delivery, lost %d, dropped %d, err %v",
+						r+1, mode, s, libs[li].name, res.perSecond(), res.cpuNs/float64(max(res.deliveries, 1)), res.lost, res.dropped, res.err)
+					k := key{li, mode, s}
+					all[k] = append(all[k], res)
+				}
+			}
+		}
+	}
+	var out []fanoutSummary
+	for _, mode := range []string{"burst", "window"} {
+		for _, s := range subs {
+			for li, l := range libs {
+				rs := all[key{li, mode, s}]
+				sum := fanoutSummary{lib: l.name, mode: mode, subs: s, evs: evsFor(s)}
+				var ps, cpu, rcpu []float64
+				for _, r := range rs {
+					ps = append(ps, r.perSecond())
+					if r.deliveries > 0 {
+						cpu = append(cpu, r.cpuNs/float64(r.deliveries))
+						rcpu = append(rcpu, r.readerNs/float64(r.deliveries))
+					}
+					sum.lost = max(sum.lost, r.lost)
+					sum.dropped = max(sum.dropped, r.dropped)
+					if r.err != nil && sum.err == nil {
+						sum.err = r.err
+					}
+				}
+				if sum.lost == 0 && sum.dropped == 0 && sum.err == nil {
+					sum.perSecond = median(ps)
+				}
+				sum.cpuPerDel = median(cpu)
+				sum.readerPerDel = median(rcpu)
+				out = append(out, sum)
+			}
+		}
+	}
+	return out
+}
+
+// ratio formats v against best; "" when there is nothing to compare.
+func ratio(v, best float64) string {
+	if v == 0 || best == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v/best)
+}
+
+func printParse(w io.Writer, corpora []*corpus, res []parseResult) (failed bool) {
+	fmt.Fprintf(w, "## Parse\n\nEach corpus is read from memory in reads of at most 32 KiB; every library's events, names, ids and data are checked against the corpus's own. MB/s is wall-clock; CPU MB/s divides by the process's CPU time instead (GC and any goroutines of the library included, time taken by other processes on a shared machine not). Ratios are of MB/s to the best other library that parsed the corpus exactly.\n\n")
+	for _, c := range corpora {
+		fmt.Fprintf(w, "### %s: %.1f MiB, %d events, %d data bytes\n\n", c.name, float64(len(c.stream))/(1<<20), c.events, c.dataBytes)
+		fmt.Fprintf(w, "| library | MB/s | CPU MB/s | ns/event | allocs/event | B/event | vs best peer | vs best peer, CPU | parsed correctly |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		best, bestCPU := 0.0, 0.0
+		for _, r := range res {
+			if r.corpus == c.name && r.lib != subject && r.problem == "" {
+				best = max(best, r.mbps)
+				bestCPU = max(bestCPU, r.cpuMBps)
+			}
+		}
+		for _, r := range res {
+			if r.corpus != c.name {
+				continue
+			}
+			ok, rt, rtCPU := "yes", ratio(r.mbps, best), ratio(r.cpuMBps, bestCPU)
+			if r.problem != "" {
+				ok, rt, rtCPU = "**no**: "+r.problem, "not ranked", "not ranked"
+				if r.lib == subject {
+					failed = true
+				}
+			}
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.0f | %.2f | %.0f | %s | %s | %s |\n", r.lib, r.mbps, r.cpuMBps, r.nsPerEvent, r.allocsPerEvent, r.bytesPerEvent, rt, rtCPU, ok)
+		}
+		fmt.Fprintln(w)
+	}
+	return failed
+}
+
+func printFanout(w io.Writer, res []fanoutSummary) (failed bool) {
+	if len(res) == 0 {
+		return false
+	}
+	fmt.Fprintf(w, "## Fan-out\n\nEach library's own server in its own process on 127.0.0.1; the same raw HTTP/1.1 reader (hand-written chunked decoding) for every subscriber. Events of about 100 bytes (E per run in the table); burst: published as fast as the library accepts them; window: at most %d events ahead of the slowest subscriber. Deliveries/s counts from the first publish to the last event received. CPU is the server process's (user+system, getrusage); reader CPU is the measuring process's, shown to tell when the readers, not the server, are the limit. A run with any lost event or dropped subscriber scores 0.\n\n", window)
+	fmt.Fprintf(w, "| mode | subscribers | E | library | deliveries/s | CPU-ns/delivery | reader CPU-ns/delivery | lost events | dropped subscribers | vs best peer |\n|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range res {
+		best := 0.0
+		for _, o := range res {
+			if o.mode == r.mode && o.subs == r.subs && o.lib != subject {
+				best = max(best, o.perSecond)
+			}
+		}
+		note := ratio(r.perSecond, best)
+		if r.err != nil {
+			note = "error: " + r.err.Error()
+			failed = true
+		} else if (r.lost > 0 || r.dropped > 0) && r.lib == subject {
+			failed = true
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.0f | %.0f | %d | %d | %s |\n", r.mode, r.subs, r.evs, r.lib, r.perSecond, r.cpuPerDel, r.readerPerDel, r.lost, r.dropped, note)
+	}
+	fmt.Fprintln(w)
+	return failed
+}
+
+func printIdle(w io.Writer, res []idleResult) (failed bool) {
+	if len(res) == 0 {
+		return false
+	}
+	fmt.Fprintf(w, "## Idle\n\n%d subscribers connected to the library's server, in its own process, each sent one event, then idle. Memory is the server process's (HeapInuse+StackInuse after GC, less the same before any subscriber) per subscriber.\n\n", res[0].subs)
+	fmt.Fprintf(w, "| library | bytes/subscriber | heap | stack | goroutines/subscriber | vs best peer |\n|---|--:|--:|--:|--:|--:|\n")
+	best := 0.0
+	for _, r := range res {
+		if r.lib != subject && r.lib != referenceLib.name && r.err == nil && (best == 0 || r.bytesPerSub < best) {
+			best = r.bytesPerSub
+		}
+	}
+	for _, r := range res {
+		if r.err != nil {
+			fmt.Fprintf(w, "| %s | | | | | error: %v |\n", r.lib, r.err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", r.lib, r.bytesPerSub, r.heapPerSub, r.stackPerSub, r.goroutines, ratio(r.bytesPerSub, best))
+	}
+	fmt.Fprintln(w)
+	return failed
+}
