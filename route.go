@@ -64,6 +64,11 @@ const (
 // taken are released.
 const minCompact = 4 << 10
 
+// closeGrace is how long, after Close, a subscriber has to take what was published before
+// Close; a subscriber blocked in a write longer than that is cut off, so Close (and an
+// http.Server.Shutdown waiting for the handlers) is never held up by a stalled client.
+const closeGrace = time.Second
+
 // maxWrite is the most a subscriber writes under one deadline: a client reading slowly but
 // steadily makes progress within each deadline even when it is far behind.
 const maxWrite = 64 << 10
@@ -126,6 +131,7 @@ type broadcaster struct {
 	publishing chan struct{}
 	closed     chan struct{}
 	closeOnce  sync.Once
+	closedBy   time.Time     // the deadline of writes after Close; set before closed is closed
 	attached   chan struct{} // closed when the first subscriber arrives
 	attachOnce sync.Once
 
@@ -146,10 +152,30 @@ type subscriber struct {
 	next    int64 // the offset of the next byte to send
 	index   int   // position in broadcaster.subs
 	dropped bool
+	// rc is the subscriber's response, for cut. It may be used from other goroutines only
+	// while the subscriber is attached, which ServeHTTP is until it returns.
+	rc *http.ResponseController
+}
+
+// cut moves the deadline of the subscriber's write, one under way included, to t, so that a
+// write blocked on a client that stopped reading ends by then. The write deadline is the
+// only thing that interrupts a blocked write without closing the connection.
+func (s *subscriber) cut(t time.Time) {
+	if s.rc != nil {
+		_ = s.rc.SetWriteDeadline(t)
+	}
 }
 
 func (r *broadcaster) Close() error {
-	r.closeOnce.Do(func() { close(r.closed) })
+	r.closeOnce.Do(func() {
+		r.closedBy = time.Now().Add(closeGrace)
+		close(r.closed)
+		r.mu.Lock()
+		for _, s := range r.subs {
+			s.cut(r.closedBy)
+		}
+		r.mu.Unlock()
+	})
 	return nil
 }
 
@@ -235,7 +261,8 @@ func (r *broadcaster) compact(event int64) {
 		}
 		if event-s.next > int64(r.cfg.maxQueuedBytes) {
 			s.dropped = true
-			r.waiting = true // make sure the dropped subscriber wakes up and leaves
+			s.cut(time.Now()) // it is most likely blocked in a write
+			r.waiting = true  // make sure the dropped subscriber wakes up and leaves
 			continue
 		}
 		low = min(low, s.next)
@@ -255,13 +282,13 @@ func (r *broadcaster) compact(event int64) {
 
 // attach adds a subscriber that will receive the events published from now on, or returns
 // nil when the Route is closed.
-func (r *broadcaster) attach() *subscriber {
+func (r *broadcaster) attach(rc *http.ResponseController) *subscriber {
 	r.mu.Lock()
 	if r.isClosed() {
 		r.mu.Unlock()
 		return nil
 	}
-	s := &subscriber{next: r.base + int64(len(r.log)), index: len(r.subs)}
+	s := &subscriber{next: r.base + int64(len(r.log)), index: len(r.subs), rc: rc}
 	r.subs = append(r.subs, s)
 	r.mu.Unlock()
 	r.attachOnce.Do(func() { close(r.attached) })
@@ -312,13 +339,13 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// timeout would cancel the request's context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
+	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2, route: r}
 	out.setDeadline(time.Time{})
 	defer out.setDeadline(time.Time{})
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
-	s := r.attach()
+	s := r.attach(rc)
 	if s == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -364,7 +391,8 @@ type output struct {
 	// does no harm (the next write sets its own), so send leaves it in place instead of
 	// lifting it after every write; ServeHTTP lifts it when it returns, for the end of
 	// the response.
-	keep bool
+	keep  bool
+	route *broadcaster
 }
 
 // send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh
@@ -392,10 +420,14 @@ func (o *output) send(p []byte) error {
 }
 
 func (o *output) deadline() time.Time {
-	if o.timeout <= 0 {
-		return time.Time{}
+	var t time.Time
+	if o.timeout > 0 {
+		t = time.Now().Add(o.timeout)
 	}
-	return time.Now().Add(o.timeout)
+	if o.route.isClosed() && (t.IsZero() || o.route.closedBy.Before(t)) {
+		t = o.route.closedBy
+	}
+	return t
 }
 
 func (o *output) setDeadline(t time.Time) {
