@@ -885,3 +885,69 @@ func TestLoadChurnPerRequestRoute(t *testing.T) {
 	ts.Close()
 	waitForGoroutines(t, base, "after the churn")
 }
+
+func TestLoadDroppedSubscriberCutAtOnce(t *testing.T) {
+	// A subscriber that falls more than MaxQueuedBytes behind while its handler is blocked
+	// in a write is disconnected then, not when the write times out (CONTRACT server
+	// rule 7): with WriteTimeout(1 min) it must be gone within a second.
+	route := httpsse.NewRoute(httpsse.WriteTimeout(time.Minute), httpsse.MaxQueuedBytes(64<<10))
+	srv := newLoadServer(t, route, 32<<10, 0)
+	s, err := dialLoadSubscriber(srv.addr, "slow", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close(false)
+	// About 2 MiB at 2 MiB/s for a subscriber that never reads: it keeps up at first, until
+	// the socket buffers are full and its handler blocks in a Write; then it falls 32 times
+	// its budget behind.
+	pad := strings.Repeat("x", 2000)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for k := 1; k <= 1000; k++ {
+		<-tick.C
+		if err := publishNumbered(route, "seq", k, pad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := time.Since(start)
+	for len(srv.endedTimes("slow")) == 0 && time.Since(start) < published+time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(srv.endedTimes("slow")) == 0 {
+		t.Errorf("ServeHTTP of a subscriber 2 MiB behind with MaxQueuedBytes(64 KiB) still running %v after publishing began (WriteTimeout is 1 min)", time.Since(start).Round(time.Millisecond))
+	}
+	route.Close()
+	s.close(true) // unblock the stuck write so the handler can return
+}
+
+func TestLoadCloseCutsStalledWrite(t *testing.T) {
+	// Close ends the ServeHTTP of a subscriber that has stopped reading, whose handler is
+	// blocked in a write, within the Route's grace of a second, not after WriteTimeout
+	// (CONTRACT server rule 6: Close, and a Shutdown waiting for it, return promptly).
+	route := httpsse.NewRoute(httpsse.WriteTimeout(time.Minute), httpsse.MaxQueuedBytes(64<<20))
+	srv := newLoadServer(t, route, 32<<10, 0)
+	s, err := dialLoadSubscriber(srv.addr, "slow", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close(true)
+	// Fill the socket buffers, so that the handler blocks in a Write.
+	pad := strings.Repeat("x", 2000)
+	for k := 1; k <= 500; k++ {
+		if err := publishNumbered(route, "seq", k, pad); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	route.Close()
+	for len(srv.endedTimes("slow")) == 0 && time.Since(start) < 2*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(srv.endedTimes("slow")) == 0 {
+		t.Errorf("ServeHTTP of a stalled subscriber still running %v after Close (WriteTimeout is 1 min)", time.Since(start).Round(time.Millisecond))
+	}
+	s.close(true)
+}
