@@ -214,6 +214,8 @@ func childScale(cfg config, out *emitter) error {
 }
 
 func childChurn(cfg config, out *emitter) error {
+	stalls := startStallMeter()
+	defer stalls.close()
 	var (
 		next         atomic.Int64
 		ok, failed   atomic.Int64
@@ -300,11 +302,13 @@ func childChurn(cfg config, out *emitter) error {
 	wg.Wait()
 	close(stopProgress)
 	out.emit(report{Kind: "done", N: int(ok.Load()), Failed: int(failed.Load()), Clean: int(clean.Load()), Reset: int(reset.Load()),
-		MaxGapMS: float64(maxFirst.Load()) / 1e6, Err: errs.String()})
+		MaxGapMS: float64(maxFirst.Load()) / 1e6, StallMS: float64(stalls.worst()) / 1e6, Err: errs.String()})
 	return nil
 }
 
 func childSlow(cfg config, out *emitter, in *bufio.Scanner) error {
+	stalls := startStallMeter()
+	defer stalls.close()
 	var errs firstError
 	slow, failedSlow := dialAll(cfg.addr, "slow", cfg.slow, cfg.dialers, cfg.rcvbuf, &errs)
 	fast, failedFast := dialAll(cfg.addr, "fast", cfg.fast, cfg.dialers, 0, &errs)
@@ -321,6 +325,7 @@ func childSlow(cfg config, out *emitter, in *bufio.Scanner) error {
 		synced++
 		if synced == total && !syncedSent {
 			syncedSent = true
+			stalls.reset() // from now on the parent publishes the measured events
 			out.emit(report{Kind: "synced", N: synced})
 		}
 		mu.Unlock()
@@ -457,6 +462,7 @@ func childSlow(cfg config, out *emitter, in *bufio.Scanner) error {
 	}
 	fastMu.Unlock()
 	r.Err = ferr.String()
+	r.StallMS = float64(stalls.worst()) / 1e6
 	out.emit(r)
 
 	close(slowWait)

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reiver/go-httpsse"
@@ -172,6 +173,7 @@ type report struct {
 	Err      string  `json:"err,omitempty"`
 	Events   int64   `json:"events,omitempty"`
 	MaxGapMS float64 `json:"max_gap_ms,omitempty"`
+	StallMS  float64 `json:"stall_ms,omitempty"` // the subscriber process's worst scheduling stall
 	Clean    int     `json:"clean,omitempty"`
 	Reset    int     `json:"reset,omitempty"`
 	Extra    string  `json:"extra,omitempty"`
@@ -398,4 +400,45 @@ func mib(n float64) string {
 
 func kib(n float64) string {
 	return strconv.FormatFloat(n/(1<<10), 'f', 1, 64) + " KiB"
+}
+
+// stallMeter measures how late this process's goroutines run: it sleeps a millisecond again
+// and again and keeps the largest oversleep. On a machine shared with other work, a
+// process can be kept off the CPU for hundreds of milliseconds; the checks on gaps and
+// latencies allow for what this process (and the subscriber process) measured, so that they
+// fail for stalls the Route causes, not for ones the machine does.
+type stallMeter struct {
+	stop chan struct{}
+	done chan struct{}
+	max  atomic.Int64
+}
+
+func startStallMeter() *stallMeter {
+	m := &stallMeter{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for {
+			start := time.Now()
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if late := int64(time.Since(start) - time.Millisecond); late > m.max.Load() {
+				m.max.Store(late)
+			}
+		}
+	}()
+	return m
+}
+
+// reset forgets what was measured so far.
+func (m *stallMeter) reset() { m.max.Store(0) }
+
+// worst returns the largest stall measured.
+func (m *stallMeter) worst() time.Duration { return time.Duration(m.max.Load()) }
+
+func (m *stallMeter) close() {
+	close(m.stop)
+	<-m.done
 }
