@@ -185,6 +185,7 @@ const arenaSize = 4 << 10
 // combineLimit bytes of data, that string is cut from the current arena block.
 func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	ev.lines = dec.lines
+	ev.more = nil
 	nameSame := string(dec.name) == ev.name
 	idSame := string(dec.id) == ev.id
 	if len(data) > combineLimit {

@@ -13,6 +13,9 @@ type Event struct {
 	id    string
 	data  string // the data lines joined by "\n"
 	lines int    // how many data lines data holds; 0 means no data field at all
+	// more holds the lines added by AppendEventDatum after data, kept apart so that adding
+	// many lines one by one is not quadratic.
+	more []string
 }
 
 var (
@@ -30,15 +33,21 @@ func (ev Event) EventID() string { return ev.id }
 
 // EventData returns the event's data lines, one per "data" field, or nil when it had none.
 func (ev Event) EventData() []string {
-	if ev.lines == 0 {
-		return nil
+	var lines []string
+	if ev.lines > 0 {
+		lines = strings.Split(ev.data, "\n")
 	}
-	return strings.Split(ev.data, "\n")
+	return append(lines, ev.more...)
 }
 
 // EventDataCollapsed returns the data lines joined by "\n", which is what EventSource
 // delivers as MessageEvent.data.
-func (ev Event) EventDataCollapsed() string { return ev.data }
+func (ev Event) EventDataCollapsed() string {
+	if len(ev.more) == 0 {
+		return ev.data
+	}
+	return strings.Join(ev.EventData(), "\n")
+}
 
 // String returns the event in wire format: its "event", "id" and "data" fields (each only
 // when present), then the blank line that ends it. Line breaks in the name or ID, which only
@@ -51,8 +60,8 @@ func (ev Event) String() string {
 	if ev.id != "" {
 		b = appendField(b, "id: ", stripLineBreaks(ev.id))
 	}
-	if ev.lines > 0 {
-		b = appendLines(b, "data: ", "data:", ev.data)
+	for _, line := range ev.EventData() {
+		b = appendLine(b, "data: ", "data:", line)
 	}
 	return string(append(b, '\n'))
 }
@@ -64,11 +73,7 @@ func (ev *Event) AppendEventDatum(datum string) {
 		datum = strings.ReplaceAll(datum, "\r\n", "\n")
 		datum = strings.ReplaceAll(datum, "\r", "\n")
 	}
-	if ev.lines > 0 {
-		ev.data += "\n"
-	}
-	ev.data += datum
-	ev.lines += 1 + strings.Count(datum, "\n")
+	ev.more = append(ev.more, strings.Split(datum, "\n")...)
 }
 
 // SetEventName sets the event type.
