@@ -638,3 +638,42 @@ func TestHostileValuesOverHTTP(t *testing.T) {
 		t.Errorf("decoded %d events, want %d", len(evs), j+1)
 	}
 }
+
+// embeddedEvent is how a user adds fields to an event: *embeddedEvent is an EventSetter
+// through the methods it gets from Event, so Decode fills it with one AppendEventDatum call
+// per data line.
+type embeddedEvent struct {
+	httpsse.Event
+}
+
+func TestHostileManyLinesIntoEmbeddedEvent(t *testing.T) {
+	// An event of 50,000 short data lines (850 KB, far under the size limit) decoded into
+	// a type that embeds Event, which gets one AppendEventDatum call per line: linear, not
+	// quadratic (it once took 9 s; 100,000 lines took 28 s), so a hostile server cannot
+	// stall such a client with one event under the limit.
+	const lines = 50000
+	in := strings.Repeat("data: 0123456789\n", lines) + "\n"
+	dec := httpsse.NewDecoder(strings.NewReader(in))
+	if !dec.Next() {
+		t.Fatalf("Next() = false, Err() = %v", dec.Err())
+	}
+	var ev embeddedEvent
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- dec.Decode(&ev) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("Decode of %d data lines into a type embedding Event took %v, want well under 1 s", lines, d)
+		}
+		if n := len(ev.EventData()); n != lines {
+			t.Errorf("EventData() has %d lines, want %d", n, lines)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("Decode of %d data lines into a type embedding Event still running after 5 s", lines)
+		<-done
+	}
+}
