@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,7 +132,6 @@ type broadcaster struct {
 	publishing chan struct{}
 	closed     chan struct{}
 	closeOnce  sync.Once
-	closedBy   time.Time     // the deadline of writes after Close; set before closed is closed
 	attached   chan struct{} // closed when the first subscriber arrives
 	attachOnce sync.Once
 
@@ -155,12 +155,21 @@ type subscriber struct {
 	// rc is the subscriber's response, for cut. It may be used from other goroutines only
 	// while the subscriber is attached, which ServeHTTP is until it returns.
 	rc *http.ResponseController
+	// cutBy is the latest deadline, in Unix nanoseconds, that any write may have from now
+	// on; 0 when there is none. It is atomic because cut runs outside ServeHTTP's goroutine.
+	cutBy atomic.Int64
 }
 
 // cut moves the deadline of the subscriber's write, one under way included, to t, so that a
 // write blocked on a client that stopped reading ends by then. The write deadline is the
 // only thing that interrupts a blocked write without closing the connection.
 func (s *subscriber) cut(t time.Time) {
+	if old := s.cutBy.Load(); old != 0 && old < t.UnixNano() {
+		return // already cut sooner
+	}
+	// Store before setting the deadline: a ServeHTTP that sets a fresh deadline for its next
+	// write checks cutBy afterwards, so one of the two always leaves the cut in place.
+	s.cutBy.Store(t.UnixNano())
 	if s.rc != nil {
 		_ = s.rc.SetWriteDeadline(t)
 	}
@@ -168,11 +177,11 @@ func (s *subscriber) cut(t time.Time) {
 
 func (r *broadcaster) Close() error {
 	r.closeOnce.Do(func() {
-		r.closedBy = time.Now().Add(closeGrace)
 		close(r.closed)
+		by := time.Now().Add(closeGrace)
 		r.mu.Lock()
 		for _, s := range r.subs {
-			s.cut(r.closedBy)
+			s.cut(by)
 		}
 		r.mu.Unlock()
 	})
@@ -339,9 +348,18 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// timeout would cancel the request's context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2, route: r}
+	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
 	out.setDeadline(time.Time{})
-	defer out.setDeadline(time.Time{})
+	// On HTTP/1.x net/http writes the end of the response after ServeHTTP returns, so that
+	// write gets a deadline too; on HTTP/2 the server writes it, and a deadline left behind
+	// would only reset the finished stream.
+	defer func() {
+		if out.keep {
+			out.setWriteDeadline()
+		} else {
+			out.setDeadline(time.Time{})
+		}
+	}()
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
@@ -350,6 +368,7 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	out.sub = s
 	defer r.detach(s)
 
 	w.WriteHeader(http.StatusOK)
@@ -391,8 +410,8 @@ type output struct {
 	// does no harm (the next write sets its own), so send leaves it in place instead of
 	// lifting it after every write; ServeHTTP lifts it when it returns, for the end of
 	// the response.
-	keep  bool
-	route *broadcaster
+	keep bool
+	sub  *subscriber // set once attached, for its cut
 }
 
 // send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh
@@ -401,7 +420,7 @@ type output struct {
 func (o *output) send(p []byte) error {
 	for {
 		n := min(len(p), maxWrite)
-		o.setDeadline(o.deadline())
+		o.setWriteDeadline()
 		if n > 0 {
 			if _, err := o.w.Write(p[:n]); err != nil {
 				return err
@@ -424,10 +443,24 @@ func (o *output) deadline() time.Time {
 	if o.timeout > 0 {
 		t = time.Now().Add(o.timeout)
 	}
-	if o.route.isClosed() && (t.IsZero() || o.route.closedBy.Before(t)) {
-		t = o.route.closedBy
+	if o.sub != nil {
+		if cut := o.sub.cutBy.Load(); cut != 0 && (t.IsZero() || cut < t.UnixNano()) {
+			t = time.Unix(0, cut)
+		}
 	}
 	return t
+}
+
+// setWriteDeadline sets the deadline of the next write, then makes sure that a cut made
+// meanwhile is not undone.
+func (o *output) setWriteDeadline() {
+	t := o.deadline()
+	o.setDeadline(t)
+	if o.sub != nil {
+		if cut := o.sub.cutBy.Load(); cut != 0 && (t.IsZero() || cut < t.UnixNano()) {
+			o.setDeadline(time.Unix(0, cut))
+		}
+	}
 }
 
 func (o *output) setDeadline(t time.Time) {
