@@ -371,8 +371,7 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	out.sub = s
 	defer r.detach(s)
 
-	w.WriteHeader(http.StatusOK)
-	if err := out.send(nil); err != nil {
+	if err := out.sendHeaders(); err != nil {
 		return
 	}
 	done := req.Context().Done()
@@ -412,6 +411,40 @@ type output struct {
 	// the response.
 	keep bool
 	sub  *subscriber // set once attached, for its cut
+}
+
+// sendHeaders sends the status 200 and the headers, from a goroutine of its own, and waits
+// for it. Writing the headers takes net/http's deepest call path, which grows a goroutine's
+// stack to 8 KiB; the goroutine of ServeHTTP, which then waits for events for as long as
+// the stream lasts, would keep that stack, and the garbage collector cannot shrink it back
+// while it waits (its frames, net/http's included, are too deep). Writing an event takes a
+// shallower path that fits in the 4 KiB that the goroutine has by then. This saves 4 KiB
+// per idle subscriber for one short-lived goroutine per subscriber.
+func (o *output) sendHeaders() error {
+	type result struct {
+		out      output
+		err      error
+		panicked any
+	}
+	// Capacity 1: the goroutine never waits to report. It works on a copy of o, so that
+	// o need not escape to the heap for the whole stream.
+	done := make(chan result, 1)
+	go func(res result) {
+		defer func() {
+			if p := recover(); p != nil {
+				res.panicked = p // to panic with on the handler's goroutine, as net/http expects
+			}
+			done <- res
+		}()
+		res.out.w.WriteHeader(http.StatusOK)
+		res.err = res.out.send(nil)
+	}(result{out: *o})
+	res := <-done
+	if res.panicked != nil {
+		panic(res.panicked)
+	}
+	*o = res.out
+	return res.err
 }
 
 // send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh

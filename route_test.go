@@ -782,3 +782,24 @@ func TestRouteLogIsReleased(t *testing.T) {
 
 var _ = tls.VersionTLS13
 var _ = io.EOF
+
+// A panic of the ResponseWriter while the headers go out (they are written from a goroutine
+// of their own) is raised on the handler's goroutine, where net/http recovers it.
+func TestRouteHeaderPanicOnHandlerGoroutine(t *testing.T) {
+	checkNoLeaks(t)
+	route := NewRoute()
+	defer route.Close()
+	w := panickingWriter{httptest.NewRecorder()}
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler", p)
+		}
+	}()
+	route.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	t.Error("ServeHTTP returned")
+}
+
+// panickingWriter is a ResponseWriter whose WriteHeader panics.
+type panickingWriter struct{ *httptest.ResponseRecorder }
+
+func (w panickingWriter) WriteHeader(int) { panic(http.ErrAbortHandler) }
