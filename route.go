@@ -407,8 +407,8 @@ type output struct {
 	cleared   bool // no deadline is set
 	// keep is set on HTTP/1.x, where a deadline that passes while no write is under way
 	// does no harm (the next write sets its own), so send leaves it in place instead of
-	// lifting it after every write; ServeHTTP lifts it when it returns, for the end of
-	// the response.
+	// lifting it after every write; ServeHTTP sets a fresh one when it returns, for the
+	// end of the response.
 	keep bool
 	sub  *subscriber // set once attached, for its cut
 }
