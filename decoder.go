@@ -522,10 +522,9 @@ func validUTF8(p []byte) bool {
 				return false
 			}
 		} else {
-			s = utf8Step8(s, p)
-			s = utf8Step8(s, p[8:])
-			s = utf8Step8(s, p[16:])
-			s = utf8Step8(s, p[24:])
+			for i := 0; i < 32; i += 4 {
+				s = utf8Step4(s, p[i:])
+			}
 		}
 		p = p[32:]
 	}
@@ -535,7 +534,7 @@ func validUTF8(p []byte) bool {
 				return false
 			}
 		} else {
-			s = utf8Step8(s, p)
+			s = utf8Step4(utf8Step4(s, p), p[4:])
 		}
 		p = p[8:]
 	}
@@ -549,17 +548,13 @@ const asciiMask = 0x8080808080808080
 
 func load64(p []byte) uint64 { return binary.LittleEndian.Uint64(p) }
 
-// utf8Step8 runs the DFA over p[:8] from state s.
-func utf8Step8(s uint64, p []byte) uint64 {
-	_ = p[7]
+// utf8Step4 runs the DFA over p[:4] from state s. It is small enough to be inlined.
+func utf8Step4(s uint64, p []byte) uint64 {
+	_ = p[3]
 	s = utf8DFA[p[0]] >> (s & 63)
 	s = utf8DFA[p[1]] >> (s & 63)
 	s = utf8DFA[p[2]] >> (s & 63)
-	s = utf8DFA[p[3]] >> (s & 63)
-	s = utf8DFA[p[4]] >> (s & 63)
-	s = utf8DFA[p[5]] >> (s & 63)
-	s = utf8DFA[p[6]] >> (s & 63)
-	return utf8DFA[p[7]] >> (s & 63)
+	return utf8DFA[p[3]] >> (s & 63)
 }
 
 // The states of the UTF-8 DFA, each a bit offset into a row of utf8DFA: utf8DFA[b] holds,
