@@ -1,6 +1,7 @@
 package httpsse
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -115,7 +116,6 @@ func NewRoute(opts ...RouteOption) Route {
 		publishing: make(chan struct{}, 1),
 		closed:     make(chan struct{}),
 		attached:   make(chan struct{}),
-		wake:       make(chan struct{}),
 		compactAt:  minCompact,
 	}
 }
@@ -143,15 +143,33 @@ type broadcaster struct {
 	base      int64
 	compactAt int
 	subs      []*subscriber
-	wake      chan struct{} // closed when an event is published, if someone is waiting
-	waiting   bool          // a subscriber is waiting on wake
+	// waiters are the subscribers that found nothing to take and wait on their wake; the
+	// next publish signals each of them and empties the list.
+	waiters []*subscriber
+	// spare is the array of the list that a publish emptied, reused by the next one. Only
+	// a publisher (holding publishing) uses it.
+	spare []*subscriber
 }
 
-// subscriber is one ServeHTTP call. Its fields are guarded by broadcaster.mu.
+// subscriber is one ServeHTTP call. Its fields, but for wake, gone, cutBy and out, are
+// guarded by broadcaster.mu.
 type subscriber struct {
-	next    int64 // the offset of the next byte to send
-	index   int   // position in broadcaster.subs
-	dropped bool
+	next      int64 // the offset of the next byte to send
+	index     int   // position in broadcaster.subs
+	waitIndex int   // position in broadcaster.waiters while waiting
+	waiting   bool  // in broadcaster.waiters
+	dropped   bool
+	gone      atomic.Bool // the request's context is done: the client went away
+	// wake is signalled when there may be something new for the subscriber: an event
+	// published while it waited, its drop, Close, or the client leaving. It is the only
+	// thing ServeHTTP waits on, because a goroutine parked on one channel receive has a
+	// much shallower stack than one parked in a select (see ServeHTTP). Capacity 1: one
+	// pending signal is enough for its one receiver, who takes again after every wake-up,
+	// and a sender never blocks (see signal).
+	wake chan struct{}
+	// stopGone stops the context.AfterFunc that sets gone.
+	stopGone func() bool
+	out      output
 	// rc is the subscriber's response, for cut. It may be used from other goroutines only
 	// while the subscriber is attached, which ServeHTTP is until it returns.
 	rc *http.ResponseController
@@ -182,6 +200,7 @@ func (r *broadcaster) Close() error {
 		r.mu.Lock()
 		for _, s := range r.subs {
 			s.cut(by)
+			s.signal()
 		}
 		r.mu.Unlock()
 	})
@@ -247,15 +266,26 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 	if len(r.subs) == 0 || len(r.log) >= r.compactAt {
 		r.compact(r.base + int64(start))
 	}
-	var wake chan struct{}
-	if r.waiting {
-		wake, r.wake, r.waiting = r.wake, make(chan struct{}), false
+	woken := r.waiters
+	r.waiters = r.spare
+	for _, s := range woken {
+		s.waiting = false
 	}
 	r.mu.Unlock()
-	if wake != nil {
-		close(wake)
+	for i, s := range woken {
+		s.signal()
+		woken[i] = nil
 	}
+	r.spare = woken[:0]
 	return nil
+}
+
+// signal wakes the subscriber up if it waits, or makes its next wait return at once.
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a signal is already pending
+	}
 }
 
 // compact drops the subscribers that had more than maxQueuedBytes waiting before the event
@@ -271,7 +301,7 @@ func (r *broadcaster) compact(event int64) {
 		if event-s.next > int64(r.cfg.maxQueuedBytes) {
 			s.dropped = true
 			s.cut(time.Now()) // it is most likely blocked in a write
-			r.waiting = true  // make sure the dropped subscriber wakes up and leaves
+			s.signal()        // make sure the dropped subscriber wakes up and leaves
 			continue
 		}
 		low = min(low, s.next)
@@ -289,19 +319,20 @@ func (r *broadcaster) compact(event int64) {
 	r.compactAt = max(2*len(r.log), minCompact)
 }
 
-// attach adds a subscriber that will receive the events published from now on, or returns
-// nil when the Route is closed.
-func (r *broadcaster) attach(rc *http.ResponseController) *subscriber {
+// attach adds s, which will receive the events published from now on, or returns false
+// when the Route is closed.
+func (r *broadcaster) attach(s *subscriber) bool {
 	r.mu.Lock()
 	if r.isClosed() {
 		r.mu.Unlock()
-		return nil
+		return false
 	}
-	s := &subscriber{next: r.base + int64(len(r.log)), index: len(r.subs), rc: rc}
+	s.next = r.base + int64(len(r.log))
+	s.index = len(r.subs)
 	r.subs = append(r.subs, s)
 	r.mu.Unlock()
 	r.attachOnce.Do(func() { close(r.attached) })
-	return s
+	return true
 }
 
 func (r *broadcaster) detach(s *subscriber) {
@@ -311,31 +342,66 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[s.index].index = s.index
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
+	if s.waiting {
+		last = len(r.waiters) - 1
+		r.waiters[s.waitIndex] = r.waiters[last]
+		r.waiters[s.waitIndex].waitIndex = s.waitIndex
+		r.waiters[last] = nil
+		r.waiters = r.waiters[:last]
+		s.waiting = false
+	}
 	r.mu.Unlock()
 }
 
-// take returns the bytes published since the subscriber last took, and the channel to wait
-// on when there are none. ok is false when the subscriber has been dropped.
-func (r *broadcaster) take(s *subscriber) (p []byte, wake <-chan struct{}, ok bool) {
+// take returns the bytes published since the subscriber last took; when there are none it
+// puts the subscriber on the list of waiters, which the next publish signals. ok is false
+// when the subscriber has been dropped.
+func (r *broadcaster) take(s *subscriber) (p []byte, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.dropped {
-		return nil, nil, false
+		return nil, false
 	}
 	head := r.base + int64(len(r.log))
 	if s.next < head {
 		p = r.log[s.next-r.base:]
 		s.next = head
-		return p, nil, true
+		return p, true
 	}
-	r.waiting = true
-	return nil, r.wake, true
+	if !s.waiting {
+		s.waiting = true
+		s.waitIndex = len(r.waiters)
+		r.waiters = append(r.waiters, s)
+	}
+	return nil, true
 }
 
+// ServeHTTP keeps its own frame small and leaves the work to open, pump and end: an idle
+// subscriber's goroutine is parked below it for as long as the stream lasts, and the
+// runtime sizes every new goroutine's first stack from the average depth of the stacks in
+// use. Parked in a plain channel receive below a few small frames, the goroutines of idle
+// subscribers keep that average low enough for new goroutines (net/http's among them) to
+// start with the minimum stack; parked in a select below a large frame, they doubled it.
 func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	s := r.open(w, req)
+	if s == nil {
+		return
+	}
+	defer r.end(s)
+	if err := s.out.sendHeaders(); err != nil {
+		return
+	}
+	for r.pump(s) {
+		<-s.wake
+	}
+}
+
+// open starts a subscriber's response and attaches it, or answers 204 No Content and
+// returns nil when the Route is closed.
+func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber {
 	if r.isClosed() {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
@@ -348,54 +414,48 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// timeout would cancel the request's context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	out := &output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
-	out.setDeadline(time.Time{})
-	// On HTTP/1.x net/http writes the end of the response after ServeHTTP returns, so that
-	// write gets a deadline too; on HTTP/2 the server writes it, and a deadline left behind
-	// would only reset the finished stream.
-	defer func() {
-		if out.keep {
-			out.setWriteDeadline()
-		} else {
-			out.setDeadline(time.Time{})
-		}
-	}()
+	s := &subscriber{rc: rc, wake: make(chan struct{}, 1)}
+	s.out = output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2, sub: s}
+	s.out.setDeadline(time.Time{})
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
-	s := r.attach(rc)
-	if s == nil {
+	if !r.attach(s) {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		s.out.end()
+		return nil
 	}
-	out.sub = s
-	defer r.detach(s)
+	s.stopGone = context.AfterFunc(req.Context(), func() {
+		s.gone.Store(true)
+		s.signal()
+	})
+	return s
+}
 
-	if err := out.sendHeaders(); err != nil {
-		return
-	}
-	done := req.Context().Done()
+// pump sends the subscriber everything published that it has not taken yet, and reports
+// whether it should wait for more: it reports false when the client has gone away, when the
+// Route is closed (after sending everything published before Close), or when the
+// subscriber has been dropped.
+func (r *broadcaster) pump(s *subscriber) bool {
 	for {
-		p, wake, ok := r.take(s)
+		p, ok := r.take(s)
 		if !ok {
-			return
+			return false
 		}
-		if len(p) > 0 {
-			if err := out.send(p); err != nil {
-				return
-			}
-			continue
+		if len(p) == 0 {
+			return !r.isClosed() && !s.gone.Load()
 		}
-		if r.isClosed() {
-			return // after sending everything published before Close
-		}
-		select {
-		case <-wake:
-		case <-r.closed:
-		case <-done:
-			return
+		if err := s.out.send(p); err != nil {
+			return false
 		}
 	}
+}
+
+// end detaches the subscriber when its ServeHTTP returns.
+func (r *broadcaster) end(s *subscriber) {
+	s.stopGone()
+	r.detach(s)
+	s.out.end()
 }
 
 // output writes to one subscriber's response, each write under its own deadline.
@@ -426,8 +486,8 @@ func (o *output) sendHeaders() error {
 		err      error
 		panicked any
 	}
-	// Capacity 1: the goroutine never waits to report. It works on a copy of o, so that
-	// o need not escape to the heap for the whole stream.
+	// Capacity 1: the goroutine never waits to report. It works on a copy of o, which it
+	// hands back, so that nothing else is shared with it.
 	done := make(chan result, 1)
 	go func(res result) {
 		defer func() {
@@ -469,6 +529,17 @@ func (o *output) send(p []byte) error {
 		o.setDeadline(time.Time{})
 	}
 	return err
+}
+
+// end sets the deadline for what is written after ServeHTTP returns. On HTTP/1.x net/http
+// writes the end of the response then, so that write gets a deadline too; on HTTP/2 the
+// server writes it, and a deadline left behind would only reset the finished stream.
+func (o *output) end() {
+	if o.keep {
+		o.setWriteDeadline()
+	} else {
+		o.setDeadline(time.Time{})
+	}
 }
 
 func (o *output) deadline() time.Time {
