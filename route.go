@@ -44,8 +44,10 @@ const ContentType = "text/event-stream"
 // right after [NewRoute] are not lost; after that, an event goes to the subscribers present
 // when it is published.
 //
-// Close ends every ServeHTTP (each response ends cleanly), makes PublishEvent return
-// [ErrClosed] and stops the Route's heartbeats. Close is idempotent and always returns nil.
+// Close ends every ServeHTTP (each response ends cleanly, after what was already published;
+// a client that has stopped reading gets one second, then its write is cut), makes
+// PublishEvent return [ErrClosed] and stops the Route's heartbeats. Close is idempotent and
+// always returns nil.
 // To let [http.Server.Shutdown] finish with open streams, register it:
 // srv.RegisterOnShutdown(func() { route.Close() }).
 //
