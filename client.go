@@ -54,11 +54,9 @@ type streamClient struct {
 	ctx    context.Context // ends with Close or the request's context
 	cancel context.CancelFunc
 
-	dec         *Decoder
-	delay       time.Duration
-	connections int
-	err         error
-	done        bool
+	dec  *Decoder
+	err  error
+	done bool
 
 	mu     sync.Mutex
 	closed bool
@@ -102,10 +100,11 @@ func (c *streamClient) reconnect() {
 		return
 	}
 	for {
-		if c.dec.retrySet {
-			c.delay = c.dec.retry
+		delay := c.cfg.reconnectDelay
+		if c.dec.retrySet { // the server's "retry" field sets the reconnection time
+			delay = c.dec.retry
 		}
-		timer := time.NewTimer(c.delay)
+		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
 		case <-c.ctx.Done():

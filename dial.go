@@ -106,7 +106,6 @@ func DialRequest(req *http.Request, opts ...DialOption) (Client, error) {
 		req:    req,
 		ctx:    ctx,
 		cancel: cancel,
-		delay:  cfg.reconnectDelay,
 	}
 	c.dec = NewDecoder(nil)
 	c.dec.SetMaxEventSize(cfg.maxEventSize)
@@ -137,12 +136,12 @@ func (c *streamClient) connect(body io.ReadCloser) (io.ReadCloser, error) {
 	}
 	// "If the EventSource object's last event ID string is not the empty string, set
 	// (`Last-Event-ID`, last event ID string, encoded as UTF-8) in request's header list."
+	// The caller's own Last-Event-ID started lastID, so it is kept until the server changes it.
 	if id := c.dec.lastID; len(id) > 0 {
 		req.Header.Set("Last-Event-ID", string(id))
-	} else if c.connections > 0 {
+	} else {
 		req.Header.Del("Last-Event-ID")
 	}
-	c.connections++
 	resp, err := c.cfg.httpClient.Do(req)
 	if err != nil {
 		return nil, err // a *url.Error, which names the method and URL
@@ -165,13 +164,12 @@ func (c *streamClient) connect(body io.ReadCloser) (io.ReadCloser, error) {
 // checkResponse returns a *ResponseError for a response that is not an event stream.
 func checkResponse(resp *http.Response) error {
 	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode != http.StatusOK {
-		return &ResponseError{StatusCode: resp.StatusCode, Status: resp.Status, ContentType: ct}
+	if resp.StatusCode == http.StatusOK {
+		if mediaType, _, err := mime.ParseMediaType(ct); err == nil && mediaType == ContentType {
+			return nil
+		}
 	}
-	if mediaType, _, err := mime.ParseMediaType(ct); err != nil || mediaType != ContentType {
-		return &ResponseError{StatusCode: resp.StatusCode, Status: resp.Status, ContentType: ct}
-	}
-	return nil
+	return &ResponseError{StatusCode: resp.StatusCode, Status: resp.Status, ContentType: ct}
 }
 
 // ResponseError is the error for a response that is not an event stream: a status other
