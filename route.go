@@ -1,12 +1,10 @@
 package httpsse
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -120,6 +118,7 @@ func NewRoute(opts ...RouteOption) Route {
 		publishing: make(chan struct{}, 1),
 		closed:     make(chan struct{}),
 		attached:   make(chan struct{}),
+		headerJobs: make(chan *headerJob),
 		compactAt:  minCompact,
 	}
 }
@@ -147,54 +146,25 @@ type broadcaster struct {
 	base      int64
 	compactAt int
 	subs      []*subscriber
-	// waiters are the subscribers that found nothing to take and wait on their wake; the
-	// next publish signals each of them and empties the list.
-	waiters []*subscriber
-	// spare is the array of the list that a publish emptied, reused by the next one. Only
-	// a publisher (holding publishing) uses it.
-	spare []*subscriber
+	// published is closed by the next publish (or Close), waking every subscriber that
+	// found nothing to take: one channel for all of them, so that a waiting subscriber
+	// costs no channel, list entry or callback of its own. nil until a subscriber waits.
+	published chan struct{}
+
+	// headerJobs hands a new subscriber's headers to a writeHeaders goroutine waiting for
+	// one (see sendHeaders); a nil job ends one. Each waiting writer is kept by one of the
+	// subscribers in idleWriters, and ends when that subscriber is detached.
+	headerJobs  chan *headerJob
+	idleWriters []*subscriber
 }
 
-// subscriber is one ServeHTTP call. Its fields, but for wake, gone, cutBy and out, are
-// guarded by broadcaster.mu.
+// subscriber is one ServeHTTP call. Its fields but out are guarded by broadcaster.mu.
 type subscriber struct {
-	next      int64 // the offset of the next byte to send
-	index     int   // position in broadcaster.subs
-	waitIndex int   // position in broadcaster.waiters while waiting
-	waiting   bool  // in broadcaster.waiters
-	dropped   bool
-	gone      atomic.Bool // the request's context is done: the client went away
-	// wake is signalled when there may be something new for the subscriber: an event
-	// published while it waited, its drop, Close, or the client leaving. It is the only
-	// thing ServeHTTP waits on, because a goroutine parked on one channel receive has a
-	// much shallower stack than one parked in a select (see ServeHTTP). Capacity 1: one
-	// pending signal is enough for its one receiver, who takes again after every wake-up,
-	// and a sender never blocks (see signal).
-	wake chan struct{}
-	// stopGone stops the context.AfterFunc that sets gone.
-	stopGone func() bool
-	out      output
-	// rc is the subscriber's response, for cut. It may be used from other goroutines only
-	// while the subscriber is attached, which ServeHTTP is until it returns.
-	rc *http.ResponseController
-	// cutBy is the latest deadline, in Unix nanoseconds, that any write may have from now
-	// on; 0 when there is none. It is atomic because cut runs outside ServeHTTP's goroutine.
-	cutBy atomic.Int64
-}
-
-// cut moves the deadline of the subscriber's write, one under way included, to t, so that a
-// write blocked on a client that stopped reading ends by then. The write deadline is the
-// only thing that interrupts a blocked write without closing the connection.
-func (s *subscriber) cut(t time.Time) {
-	if old := s.cutBy.Load(); old != 0 && old < t.UnixNano() {
-		return // already cut sooner
-	}
-	// Store before setting the deadline: a ServeHTTP that sets a fresh deadline for its next
-	// write checks cutBy afterwards, so one of the two always leaves the cut in place.
-	s.cutBy.Store(t.UnixNano())
-	if s.rc != nil {
-		_ = s.rc.SetWriteDeadline(t)
-	}
+	next        int64 // the offset of the next byte to send
+	index       int32 // position in broadcaster.subs; -1 once detached
+	dropped     bool
+	keepsWriter bool // in broadcaster.idleWriters
+	out         output
 }
 
 func (r *broadcaster) Close() error {
@@ -203,9 +173,9 @@ func (r *broadcaster) Close() error {
 		by := time.Now().Add(closeGrace)
 		r.mu.Lock()
 		for _, s := range r.subs {
-			s.cut(by)
-			s.signal()
+			s.out.cut(by)
 		}
+		r.wakeWaiters()
 		r.mu.Unlock()
 	})
 	return nil
@@ -270,31 +240,23 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 	if len(r.subs) == 0 || len(r.log) >= r.compactAt {
 		r.compact(r.base + int64(start))
 	}
-	woken := r.waiters
-	r.waiters = r.spare
-	for _, s := range woken {
-		s.waiting = false
-	}
+	r.wakeWaiters()
 	r.mu.Unlock()
-	for i, s := range woken {
-		s.signal()
-		woken[i] = nil
-	}
-	r.spare = woken[:0]
 	return nil
 }
 
-// signal wakes the subscriber up if it waits, or makes its next wait return at once.
-func (s *subscriber) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default: // a signal is already pending
+// wakeWaiters wakes every subscriber waiting for a publish. It is called with mu held.
+func (r *broadcaster) wakeWaiters() {
+	if r.published != nil {
+		close(r.published)
+		r.published = nil
 	}
 }
 
 // compact drops the subscribers that had more than maxQueuedBytes waiting before the event
 // starting at offset event, and releases the bytes that every other subscriber has taken.
-// It is called with mu held, by a publisher.
+// It is called with mu held, by a publisher, which wakes the waiting subscribers afterwards
+// (a dropped subscriber is most likely blocked in a write, which the cut ends).
 func (r *broadcaster) compact(event int64) {
 	head := r.base + int64(len(r.log))
 	low := head
@@ -304,8 +266,7 @@ func (r *broadcaster) compact(event int64) {
 		}
 		if event-s.next > int64(r.cfg.maxQueuedBytes) {
 			s.dropped = true
-			s.cut(time.Now()) // it is most likely blocked in a write
-			s.signal()        // make sure the dropped subscriber wakes up and leaves
+			s.out.cut(time.Now())
 			continue
 		}
 		low = min(low, s.next)
@@ -332,7 +293,7 @@ func (r *broadcaster) attach(s *subscriber) bool {
 		return false
 	}
 	s.next = r.base + int64(len(r.log))
-	s.index = len(r.subs)
+	s.index = int32(len(r.subs))
 	r.subs = append(r.subs, s)
 	r.mu.Unlock()
 	r.attachOnce.Do(func() { close(r.attached) })
@@ -346,57 +307,62 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[s.index].index = s.index
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
-	if s.waiting {
-		last = len(r.waiters) - 1
-		r.waiters[s.waitIndex] = r.waiters[last]
-		r.waiters[s.waitIndex].waitIndex = s.waitIndex
-		r.waiters[last] = nil
-		r.waiters = r.waiters[:last]
-		s.waiting = false
-	}
+	s.index = -1
+	release := r.releaseWriter(s)
 	r.mu.Unlock()
+	if release {
+		r.headerJobs <- nil
+	}
 }
 
-// take returns the bytes published since the subscriber last took; when there are none it
-// puts the subscriber on the list of waiters, which the next publish signals. ok is false
-// when the subscriber has been dropped.
-func (r *broadcaster) take(s *subscriber) (p []byte, ok bool) {
+// take returns the bytes published since the subscriber last took. When there are none it
+// returns the channel that the next publish closes instead. ok is false when the subscriber
+// has been dropped, or when there is nothing to take and the Route is closed.
+func (r *broadcaster) take(s *subscriber) (p []byte, published <-chan struct{}, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.dropped {
-		return nil, false
+		return nil, nil, false
 	}
 	head := r.base + int64(len(r.log))
 	if s.next < head {
 		p = r.log[s.next-r.base:]
 		s.next = head
-		return p, true
+		return p, nil, true
 	}
-	if !s.waiting {
-		s.waiting = true
-		s.waitIndex = len(r.waiters)
-		r.waiters = append(r.waiters, s)
+	if r.isClosed() {
+		return nil, nil, false
 	}
-	return nil, true
+	if r.published == nil {
+		r.published = make(chan struct{})
+	}
+	return nil, r.published, true
 }
 
-// ServeHTTP keeps its own frame small and leaves the work to open, pump and end: an idle
-// subscriber's goroutine is parked below it for as long as the stream lasts, and the
-// runtime sizes every new goroutine's first stack from the average depth of the stacks in
-// use. Parked in a plain channel receive below a few small frames, the goroutines of idle
-// subscribers keep that average low enough for new goroutines (net/http's among them) to
-// start with the minimum stack; parked in a select below a large frame, they doubled it.
+// ServeHTTP keeps its frames small: an idle subscriber's goroutine is parked in them for as
+// long as the stream lasts, and the runtime sizes every new goroutine's first stack from the
+// average depth of the stacks in use, so deep frames here would make every new goroutine,
+// net/http's among them, start with a bigger stack.
 func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s := r.open(w, req)
 	if s == nil {
 		return
 	}
 	defer r.end(s)
-	if err := s.out.sendHeaders(); err != nil {
+	if err := r.sendHeaders(s); err != nil {
 		return
 	}
-	for r.pump(s) {
-		<-s.wake
+	gone := req.Context().Done()
+	for {
+		published, ok := r.pump(s)
+		if !ok {
+			return
+		}
+		select {
+		case <-published:
+		case <-gone:
+			return
+		}
 	}
 }
 
@@ -412,15 +378,14 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 
+	s := &subscriber{}
+	s.out = output{w: w, rc: *http.NewResponseController(w), timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
 	// The server's ReadTimeout and WriteTimeout are meant for requests that end; on a
 	// stream they would cut a healthy client. Lift them here and bound each write instead.
 	// On HTTP/1.1 the read deadline also covers the server's background read, whose
 	// timeout would cancel the request's context.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	s := &subscriber{rc: rc, wake: make(chan struct{}, 1)}
-	s.out = output{w: w, rc: rc, timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2, sub: s}
-	s.out.setDeadline(time.Time{})
+	_ = s.out.rc.SetReadDeadline(time.Time{})
+	s.out.setDeadline(0)
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
@@ -429,163 +394,27 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 		s.out.end()
 		return nil
 	}
-	s.stopGone = context.AfterFunc(req.Context(), func() {
-		s.gone.Store(true)
-		s.signal()
-	})
 	return s
 }
 
-// pump sends the subscriber everything published that it has not taken yet, and reports
-// whether it should wait for more: it reports false when the client has gone away, when the
-// Route is closed (after sending everything published before Close), or when the
-// subscriber has been dropped.
-func (r *broadcaster) pump(s *subscriber) bool {
+// pump sends the subscriber everything published that it has not taken yet, and returns
+// the channel that tells when there is more. It reports false when the Route is closed
+// (after sending everything published before Close), when the subscriber has been
+// dropped, or when a write failed.
+func (r *broadcaster) pump(s *subscriber) (published <-chan struct{}, ok bool) {
 	for {
-		p, ok := r.take(s)
-		if !ok {
-			return false
-		}
-		if len(p) == 0 {
-			return !r.isClosed() && !s.gone.Load()
+		p, published, ok := r.take(s)
+		if !ok || len(p) == 0 {
+			return published, ok
 		}
 		if err := s.out.send(p); err != nil {
-			return false
+			return nil, false
 		}
 	}
 }
 
 // end detaches the subscriber when its ServeHTTP returns.
 func (r *broadcaster) end(s *subscriber) {
-	s.stopGone()
 	r.detach(s)
 	s.out.end()
-}
-
-// output writes to one subscriber's response, each write under its own deadline.
-type output struct {
-	w         http.ResponseWriter
-	rc        *http.ResponseController
-	timeout   time.Duration
-	noTimeout bool // the ResponseWriter has no deadlines (like httptest.ResponseRecorder)
-	cleared   bool // no deadline is set
-	// keep is set on HTTP/1.x, where a deadline that passes while no write is under way
-	// does no harm (the next write sets its own), so send leaves it in place instead of
-	// lifting it after every write; ServeHTTP sets a fresh one when it returns, for the
-	// end of the response.
-	keep  bool
-	sub   *subscriber // set once attached, for its cut
-	until time.Time   // the deadline set by the last setDeadline
-}
-
-// sendHeaders sends the status 200 and the headers, from a goroutine of its own, and waits
-// for it. Writing the headers takes net/http's deepest call path, which grows a goroutine's
-// stack to 8 KiB; the goroutine of ServeHTTP, which then waits for events for as long as
-// the stream lasts, would keep that stack, and the garbage collector cannot shrink it back
-// while it waits (its frames, net/http's included, are too deep). Writing an event takes a
-// shallower path that fits in the 4 KiB that the goroutine has by then. This saves 4 KiB
-// per idle subscriber for one short-lived goroutine per subscriber.
-func (o *output) sendHeaders() error {
-	type result struct {
-		out      output
-		err      error
-		panicked any
-	}
-	// Capacity 1: the goroutine never waits to report. It works on a copy of o, which it
-	// hands back, so that nothing else is shared with it.
-	done := make(chan result, 1)
-	go func(res result) {
-		defer func() {
-			if p := recover(); p != nil {
-				res.panicked = p // to panic with on the handler's goroutine, as net/http expects
-			}
-			done <- res
-		}()
-		res.out.w.WriteHeader(http.StatusOK)
-		res.err = res.out.send(nil)
-	}(result{out: *o})
-	res := <-done
-	if res.panicked != nil {
-		panic(res.panicked)
-	}
-	*o = res.out
-	return res.err
-}
-
-// send writes p and flushes it, in pieces of at most maxWrite bytes, each with a fresh
-// deadline, then lifts the deadline unless keep is set: on HTTP/2 a deadline left in place
-// resets the stream when it passes, even while idle.
-func (o *output) send(p []byte) error {
-	for {
-		n := min(len(p), maxWrite)
-		o.setWriteDeadline()
-		if n > 0 {
-			if _, err := o.w.Write(p[:n]); err != nil {
-				return err
-			}
-		}
-		p = p[n:]
-		if len(p) == 0 {
-			break
-		}
-	}
-	err := o.rc.Flush()
-	if !o.keep {
-		o.setDeadline(time.Time{})
-	}
-	return err
-}
-
-// end sets the deadline for what is written after ServeHTTP returns. On HTTP/1.x net/http
-// writes the end of the response then, so that write gets a deadline too; on HTTP/2 the
-// server writes it, and a deadline left behind would only reset the finished stream.
-func (o *output) end() {
-	if o.keep {
-		o.setWriteDeadline()
-	} else {
-		o.setDeadline(time.Time{})
-	}
-}
-
-// withCut returns t, or the subscriber's cut if that comes sooner (a zero t is no deadline).
-func (o *output) withCut(t time.Time) time.Time {
-	if o.sub == nil {
-		return t
-	}
-	if cut := o.sub.cutBy.Load(); cut != 0 && (t.IsZero() || cut < t.UnixNano()) {
-		return time.Unix(0, cut)
-	}
-	return t
-}
-
-// setWriteDeadline sets the deadline of the next write, then makes sure that a cut made
-// meanwhile is not undone.
-func (o *output) setWriteDeadline() {
-	// On HTTP/1.x a deadline stays in place between writes, so one with at least half of
-	// the timeout left is kept: setting it costs a system call's worth of work per write,
-	// a tenth of the server's CPU when events go out one by one. A cut is never skipped,
-	// because it is already in place (cut sets it itself).
-	if o.keep && o.timeout > 0 && !o.until.IsZero() && time.Until(o.until) >= o.timeout/2 {
-		return
-	}
-	var t time.Time
-	if o.timeout > 0 {
-		t = time.Now().Add(o.timeout)
-	}
-	t = o.withCut(t)
-	o.setDeadline(t)
-	if cut := o.withCut(t); !cut.Equal(t) {
-		o.setDeadline(cut)
-	}
-}
-
-func (o *output) setDeadline(t time.Time) {
-	if o.noTimeout || (o.timeout <= 0 && t.IsZero() && o.cleared) {
-		return
-	}
-	o.cleared = t.IsZero()
-	o.until = t
-	if err := o.rc.SetWriteDeadline(t); errors.Is(err, http.ErrNotSupported) {
-		o.noTimeout = true
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -34,9 +35,14 @@ func payload(seq int) string {
 //	mem             answers "mem HEAP STACK GOROUTINES" and the same three before any subscriber
 //	quit            exits at once
 //
-// With BENCH_CHILD_CPUPROFILE set, it writes a CPU profile of each run (from run to stats) there.
+// With BENCH_CHILD_CPUPROFILE set, it writes a CPU profile of each run (from run to stats) there;
+// with BENCH_CHILD_HEAPPROFILE set, a heap profile at each mem, there with the library's name
+// appended.
 func childMain(libName string) {
 	raiseOpenFiles()
+	if os.Getenv("BENCH_CHILD_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for exact figures
+	}
 	l := lookupLibrary(libName)
 	if l == nil && libName == referenceLib.name {
 		l = referenceLib
@@ -57,6 +63,20 @@ func childMain(libName string) {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 
+	if os.Getenv("BENCH_STACKLOG") != "" {
+		go func() {
+			smp := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+			last := uint64(0)
+			for {
+				metrics.Read(smp)
+				if v := smp[1].Value.Uint64(); v != last {
+					fmt.Fprintf(os.Stderr, "stackstart %d at gc %d goroutines %d\n", smp[0].Value.Uint64(), v, runtime.NumGoroutine())
+					last = v
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
 	runtime.GC()
 	runtime.GC()
 	var base runtime.MemStats
@@ -136,6 +156,12 @@ func childMain(libName string) {
 			runtime.GC()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
+			if path := os.Getenv("BENCH_CHILD_HEAPPROFILE"); path != "" {
+				if pf, err := os.Create(path + "." + strings.NewReplacer("/", "-", " ", "-").Replace(libName)); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(pf, 0)
+					pf.Close()
+				}
+			}
 			reply("mem %d %d %d %d %d %d", m.HeapInuse, m.StackInuse, runtime.NumGoroutine(),
 				base.HeapInuse, base.StackInuse, baseG)
 		default:

@@ -1,0 +1,125 @@
+package httpsse
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// headerWriterCount is the number of writeHeaders goroutines.
+func headerWriterCount() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "httpsse.(*broadcaster).writeHeaders(")
+}
+
+// waitHeaderWriters waits until there are n writeHeaders goroutines.
+func waitHeaderWriters(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := headerWriterCount()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writeHeaders goroutines, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Subscribers arriving together on a shared Route share the goroutines that send their
+// headers; at most maxIdleHeaderWriters of them wait for more, each ends with the subscriber
+// that keeps it, and every subscriber gets its headers and its events.
+func TestHeaderWritersEndWithTheirKeepers(t *testing.T) {
+	checkNoLeaks(t)
+	route := NewRoute()
+	ts := startRoute(t, route)
+	const n = 40
+	clients := make([]Client, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			c, err := Dial(ts.URL, Reconnect(false))
+			if err != nil {
+				t.Errorf("Dial = %v", err)
+				return
+			}
+			clients[i] = c
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return
+	}
+	waitSubscribers(t, route, n)
+	if got := headerWriterCount(); got < 1 || got > maxIdleHeaderWriters {
+		t.Errorf("%d writeHeaders goroutines wait with %d subscribers, want 1 to %d", got, n, maxIdleHeaderWriters)
+	}
+	publishData(t, route, "all")
+	for _, c := range clients {
+		if got := nextData(t, c); got != "all" {
+			t.Errorf("data %q, want %q", got, "all")
+		}
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	waitSubscribers(t, route, 0)
+	waitHeaderWriters(t, 0)
+}
+
+// A Route with a single subscriber (made per request) keeps no goroutine waiting to send
+// another subscriber's headers.
+func TestHeaderWritersNoneForOneSubscriber(t *testing.T) {
+	checkNoLeaks(t)
+	route := NewRoute()
+	ts := startRoute(t, route)
+	c := dialTest(t, ts.URL)
+	waitSubscribers(t, route, 1)
+	waitHeaderWriters(t, 0)
+	publishData(t, route, "x")
+	if got := nextData(t, c); got != "x" {
+		t.Errorf("data %q, want %q", got, "x")
+	}
+}
+
+// In a synctest bubble a waiting header writer is durably blocked (time goes on), and it ends
+// with its subscriber even when the request's context is never cancelled (ServeHTTP called
+// directly, ended by Close): the bubble must end with no goroutine left.
+func TestHeaderWritersInBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		route := NewRoute()
+		var served sync.WaitGroup
+		writers := make([]*syncWriter, 3)
+		for i := range writers {
+			writers[i] = &syncWriter{header: http.Header{}}
+			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(context.WithoutCancel(t.Context()))
+			served.Go(func() { route.ServeHTTP(writers[i], req) })
+			synctest.Wait()
+		}
+		hb := HeartBeat(time.Second, route)
+		defer hb.Close()
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		for i, w := range writers {
+			if got, want := w.String(), ": heartbeat\n\n"; got != want {
+				t.Errorf("subscriber %d got %q, want %q", i, got, want)
+			}
+		}
+		route.Close()
+		served.Wait()
+	})
+}
