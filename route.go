@@ -339,10 +339,10 @@ func (r *broadcaster) take(s *subscriber) (p []byte, published <-chan struct{}, 
 	return nil, r.published, true
 }
 
-// ServeHTTP keeps its frames small: an idle subscriber's goroutine is parked in them for as
-// long as the stream lasts, and the runtime sizes every new goroutine's first stack from the
-// average depth of the stacks in use, so deep frames here would make every new goroutine,
-// net/http's among them, start with a bigger stack.
+// ServeHTTP serves one subscriber (see [Route]). Between writes its goroutine waits on two
+// channels that exist anyway: the one that the next publish closes for every waiting
+// subscriber at once, and the request's Done, which net/http closes when the client goes
+// away. An idle subscriber costs no channel, timer or callback of its own.
 func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s := r.open(w, req)
 	if s == nil {

@@ -37,7 +37,8 @@ func payload(seq int) string {
 //
 // With BENCH_CHILD_CPUPROFILE set, it writes a CPU profile of each run (from run to stats) there;
 // with BENCH_CHILD_HEAPPROFILE set, a heap profile at each mem, there with the library's name
-// appended.
+// appended; with BENCH_STACKLOG set, the runtime's starting stack size after each garbage
+// collection, on standard error.
 func childMain(libName string) {
 	raiseOpenFiles()
 	if os.Getenv("BENCH_CHILD_HEAPPROFILE") != "" {
