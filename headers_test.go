@@ -22,32 +22,51 @@ func headerWriterCount() int {
 // waitHeaderWriters waits until there are n writeHeaders goroutines.
 func waitHeaderWriters(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := headerWriterCount()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writeHeaders goroutines, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitCount(t, "writeHeaders goroutines", n, headerWriterCount)
 }
 
 // Subscribers arriving together on a shared Route share the goroutines that send their
 // headers; at most maxIdleHeaderWriters of them wait for more, each ends with the subscriber
-// that keeps it, and every subscriber gets its headers and its events.
+// that keeps it, and every subscriber gets its headers and its events. Over HTTP/1.1 and over
+// HTTP/2, where all the subscribers share one connection.
 func TestHeaderWritersEndWithTheirKeepers(t *testing.T) {
-	checkNoLeaks(t)
-	route := NewRoute()
-	ts := startRoute(t, route)
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP/1.1"
+		if h2 {
+			name = "HTTP/2"
+		}
+		t.Run(name, func(t *testing.T) {
+			checkNoLeaks(t)
+			route := NewRoute()
+			ts := httptest.NewUnstartedServer(route)
+			if h2 {
+				ts.EnableHTTP2 = true
+				ts.StartTLS()
+			} else {
+				ts.Start()
+			}
+			defer ts.Close()
+			defer ts.Client().Transport.(*http.Transport).CloseIdleConnections()
+			defer route.Close()
+			testHeaderWriters(t, route, ts.URL, HTTPClient(ts.Client()))
+		})
+	}
+}
+
+func testHeaderWriters(t *testing.T, route Route, url string, opts ...DialOption) {
 	const n = 40
 	clients := make([]Client, n)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			c, err := Dial(ts.URL, Reconnect(false))
+			c, err := Dial(url, append([]DialOption{Reconnect(false)}, opts...)...)
 			if err != nil {
 				t.Errorf("Dial = %v", err)
 				return
@@ -57,11 +76,6 @@ func TestHeaderWritersEndWithTheirKeepers(t *testing.T) {
 	}
 	wg.Wait()
 	if t.Failed() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
 		return
 	}
 	waitSubscribers(t, route, n)

@@ -64,16 +64,24 @@ func nextData(t *testing.T, c Client) string {
 func waitSubscribers(t *testing.T, route Route, n int) {
 	t.Helper()
 	b := route.(*broadcaster)
+	waitCount(t, "subscribers", n, func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.subs)
+	})
+}
+
+// waitCount waits up to 5 s until count returns want, failing t otherwise.
+func waitCount(t *testing.T, what string, want int, count func() int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b.mu.Lock()
-		got := len(b.subs)
-		b.mu.Unlock()
-		if got == n {
+		got := count()
+		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("route has %d subscribers, want %d", got, n)
+			t.Fatalf("%d %s, want %d", got, what, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
