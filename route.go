@@ -355,14 +355,25 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	gone := req.Context().Done()
 	for {
 		published, ok := r.pump(s)
-		if !ok {
+		if !ok || !wait(published, gone) {
 			return
 		}
-		select {
-		case <-published:
-		case <-gone:
-			return
-		}
+	}
+}
+
+// wait waits until published or gone is closed and reports whether it was published. It
+// is a function of its own so that the select's frame is on the stack only while waiting:
+// a handler's goroutine has 4 KiB of stack, and an event is written through net/http's
+// frames and the middleware's, below ServeHTTP's; when that does not fit, the stack doubles
+// and stays doubled while the subscriber waits.
+//
+//go:noinline
+func wait(published, gone <-chan struct{}) bool {
+	select {
+	case <-published:
+		return true
+	case <-gone:
+		return false
 	}
 }
 
