@@ -24,7 +24,6 @@ func (r *broadcaster) sendHeaders(s *subscriber) error {
 	j := &headerJob{sub: s, done: make(chan any, 1)}
 	r.mu.Lock()
 	if n := len(r.idleWriters); n > 0 {
-		r.idleWriters[n-1].keepsWriter = false
 		r.idleWriters[n-1] = nil
 		r.idleWriters = r.idleWriters[:n-1]
 		r.mu.Unlock()
@@ -55,7 +54,6 @@ func (r *broadcaster) writeHeaders(j *headerJob) {
 			r.mu.Unlock()
 			return
 		}
-		s.keepsWriter = true
 		r.idleWriters = append(r.idleWriters, s)
 		r.mu.Unlock()
 		if j = <-r.headerJobs; j == nil {
@@ -74,18 +72,14 @@ func (j *headerJob) run() {
 // with mu held, when s is detached; the caller sends the nil job after unlocking when it
 // returns true. Any waiting writer may take it: only their number matters.
 func (r *broadcaster) releaseWriter(s *subscriber) bool {
-	if !s.keepsWriter {
-		return false
-	}
-	s.keepsWriter = false
 	for i, k := range r.idleWriters {
 		if k == s {
 			last := len(r.idleWriters) - 1
 			r.idleWriters[i] = r.idleWriters[last]
 			r.idleWriters[last] = nil
 			r.idleWriters = r.idleWriters[:last]
-			break
+			return true
 		}
 	}
-	return true
+	return false
 }

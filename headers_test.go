@@ -137,3 +137,37 @@ func TestHeaderWritersInBubble(t *testing.T) {
 		served.Wait()
 	})
 }
+
+// A panic of the ResponseWriter while a waiting writer sends the headers is raised on the
+// handler's goroutine too, where net/http recovers it, and the writer still ends with the
+// subscribers.
+func TestHeaderWriterPanicOnHandlerGoroutine(t *testing.T) {
+	checkNoLeaks(t)
+	route := NewRoute()
+	defer route.Close()
+	b := route.(*broadcaster)
+	ctx, cancel := context.WithCancel(context.Background())
+	var served sync.WaitGroup
+	for range 2 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+		served.Go(func() { route.ServeHTTP(&syncWriter{header: http.Header{}}, req) })
+	}
+	waitCount(t, "waiting header writers (at most 1 counted)", 1, func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return min(len(b.idleWriters), 1)
+	})
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("recovered %v, want http.ErrAbortHandler", p)
+			}
+		}()
+		route.ServeHTTP(panickingWriter{httptest.NewRecorder()}, httptest.NewRequest(http.MethodGet, "/", nil))
+		t.Error("ServeHTTP returned")
+	}()
+	cancel()
+	served.Wait()
+	waitSubscribers(t, route, 0)
+	waitHeaderWriters(t, 0)
+}

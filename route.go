@@ -160,11 +160,10 @@ type broadcaster struct {
 
 // subscriber is one ServeHTTP call. Its fields but out are guarded by broadcaster.mu.
 type subscriber struct {
-	next        int64 // the offset of the next byte to send
-	index       int32 // position in broadcaster.subs; -1 once detached
-	dropped     bool
-	keepsWriter bool // in broadcaster.idleWriters
-	out         output
+	next    int64 // the offset of the next byte to send
+	index   int32 // position in broadcaster.subs; -1 once detached
+	dropped bool
+	out     output
 }
 
 func (r *broadcaster) Close() error {

@@ -3,10 +3,8 @@ package httpsse
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -787,9 +785,6 @@ func TestRouteLogIsReleased(t *testing.T) {
 		t.Errorf("the log holds %d bytes after every event was taken", size)
 	}
 }
-
-var _ = tls.VersionTLS13
-var _ = io.EOF
 
 // A panic of the ResponseWriter while the headers go out (they are written from a goroutine
 // of their own) is raised on the handler's goroutine, where net/http recovers it.
