@@ -32,6 +32,7 @@ func main() {
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
 		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
+		modesFlag = flag.String("modes", "burst,window", "fan-out: modes, comma-separated")
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
 		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
 		cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of this process (parse; the fan-out and idle servers run in child processes)")
@@ -52,6 +53,13 @@ func main() {
 			os.Exit(2)
 		}
 		subs = append(subs, n)
+	}
+	modes := strings.Split(*modesFlag, ",")
+	for _, m := range modes {
+		if m != "burst" && m != "window" {
+			fmt.Fprintf(os.Stderr, "bench: bad -modes %q: each must be burst or window\n", *modesFlag)
+			os.Exit(2)
+		}
 	}
 	tests := strings.Split(*only, ",")
 	if *libsFlag != "" {
@@ -94,7 +102,7 @@ func main() {
 		failed = printProbes(out, runProbes(libraries)) || failed
 	}
 	if slices.Contains(tests, "fanout") {
-		res := runFanouts(libraries, subs, *events, *budget, *rounds, logf)
+		res := runFanouts(libraries, subs, modes, *events, *budget, *rounds, logf)
 		failed = printFanout(out, res) || failed
 		if *svgPath != "" {
 			if err := os.WriteFile(*svgPath, []byte(fanoutSVG(res)), 0o644); err != nil {
@@ -133,7 +141,7 @@ type fanoutSummary struct {
 	err                  error
 }
 
-func runFanouts(libs []*library, subs []int, events, budget, rounds int, logf func(string, ...any)) []fanoutSummary {
+func runFanouts(libs []*library, subs []int, modes []string, events, budget, rounds int, logf func(string, ...any)) []fanoutSummary {
 	evsFor := func(s int) int { return max(1, min(events, budget/s)) }
 	type key struct {
 		lib  int
@@ -143,7 +151,7 @@ func runFanouts(libs []*library, subs []int, events, budget, rounds int, logf fu
 	all := map[key][]fanoutResult{}
 	for r := range rounds {
 		for _, s := range subs {
-			for _, mode := range []string{"burst", "window"} {
+			for _, mode := range modes {
 				for i := range libs {
 					li := (i + r) % len(libs)
 					res := runFanout(libs[li], mode, s, evsFor(s))
@@ -156,7 +164,7 @@ func runFanouts(libs []*library, subs []int, events, budget, rounds int, logf fu
 		}
 	}
 	var out []fanoutSummary
-	for _, mode := range []string{"burst", "window"} {
+	for _, mode := range modes {
 		for _, s := range subs {
 			for li, l := range libs {
 				rs := all[key{li, mode, s}]
