@@ -432,6 +432,11 @@ func TestDialResponseError(t *testing.T) {
 		{"application/json", http.StatusOK, "application/json", []string{"Content-Type", "application/json"}},
 		{"no Content-Type", http.StatusOK, "", []string{`Content-Type ""`}},
 		{"text/event-streams", http.StatusOK, "text/event-streams", []string{"Content-Type", "text/event-streams"}},
+		{"text/x-bogus", http.StatusOK, "text/x-bogus", []string{"Content-Type", "text/x-bogus"}}, // WPT format-mime-bogus
+		{"text/event-stream, text/html", http.StatusOK, "text/event-stream, text/html", []string{"Content-Type", "text/event-stream, text/html"}},
+		{"*/*", http.StatusOK, "*/*", []string{"Content-Type", "*/*"}},
+		{"text/event-stream/x", http.StatusOK, "text/event-stream/x", []string{"Content-Type", "text/event-stream/x"}},
+		{"text/event stream", http.StatusOK, "text/event stream", []string{"Content-Type", "text/event stream"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,16 +461,29 @@ func TestDialResponseError(t *testing.T) {
 	}
 }
 
+// TestDialContentTypeAccepted follows the Fetch Standard's "extract a MIME type", as
+// EventSource does: only the essence counts, parameters never make a MIME type invalid, and
+// of several values (comma-separated or on several lines) the last valid one wins.
 func TestDialContentTypeAccepted(t *testing.T) {
-	for _, ct := range []string{
-		"text/event-stream",
-		"text/event-stream; charset=utf-8",
-		"text/event-stream;charset=UTF-8",
-		"Text/Event-Stream",
+	for _, lines := range [][]string{
+		{"text/event-stream"},
+		{"text/event-stream; charset=utf-8"},
+		{"text/event-stream;charset=UTF-8"},
+		{"Text/Event-Stream"},
+		{"text/event-stream;"},                // WPT format-mime-trailing-semicolon
+		{"text/event-stream;this=is;valid"},   // WPT format-mime-valid-bogus
+		{"text/event-stream ; charset=utf-8"}, // whitespace before the parameters
+		{`text/event-stream;x="a,b"`},         // a comma inside a quoted string
+		{`text/event-stream;x="a\"b,c"`},      // and an escaped quote before it
+		{"text/html, text/event-stream"},
+		{"text/event-stream, */*"},
+		{"text/event-stream, text/"},
+		{"text/html", "text/event-stream"},
 	} {
-		t.Run(ct, func(t *testing.T) {
+		t.Run(strings.Join(lines, " | "), func(t *testing.T) {
 			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-				startStream(w, ct)
+				w.Header()["Content-Type"] = lines
+				w.WriteHeader(http.StatusOK)
 				writeChunks(w, "data: ok\n\n")
 			})
 			c := dial(t, ts.URL, httpsse.ReconnectDelay(time.Millisecond))

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -163,13 +163,10 @@ func (c *streamClient) connect(body io.ReadCloser) (io.ReadCloser, error) {
 
 // checkResponse returns a *ResponseError for a response that is not an event stream.
 func checkResponse(resp *http.Response) error {
-	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode == http.StatusOK {
-		if mediaType, _, err := mime.ParseMediaType(ct); err == nil && mediaType == ContentType {
-			return nil
-		}
+	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
+		return nil
 	}
-	return &ResponseError{StatusCode: resp.StatusCode, Status: resp.Status, ContentType: ct}
+	return &ResponseError{StatusCode: resp.StatusCode, Status: resp.Status, ContentType: strings.Join(resp.Header.Values("Content-Type"), ", ")}
 }
 
 // ResponseError is the error for a response that is not an event stream: a status other
