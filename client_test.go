@@ -461,6 +461,24 @@ func TestDialResponseError(t *testing.T) {
 	}
 }
 
+// Of several Content-Type lines the last valid one decides, and the error shows them all.
+func TestDialContentTypeLines(t *testing.T) {
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = []string{"text/event-stream", "text/html"}
+		w.WriteHeader(http.StatusOK)
+	})
+	c, err := httpsse.Dial(ts.URL)
+	if err == nil {
+		c.Close()
+		t.Fatalf("Dial(%q) error = nil, want one", ts.URL)
+	}
+	checkResponseError(t, err, http.StatusOK, "text/event-stream, text/html")
+	var re *httpsse.ResponseError
+	if errors.As(err, &re) && re.ContentType != "text/event-stream, text/html" {
+		t.Errorf("ResponseError.ContentType = %q, want both lines joined", re.ContentType)
+	}
+}
+
 // TestDialContentTypeAccepted follows the Fetch Standard's "extract a MIME type", as
 // EventSource does: only the essence counts, parameters never make a MIME type invalid, and
 // of several values (comma-separated or on several lines) the last valid one wins.

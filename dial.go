@@ -175,7 +175,7 @@ func checkResponse(resp *http.Response) error {
 type ResponseError struct {
 	StatusCode  int    // the response's status code, such as 500
 	Status      string // the response's status line, such as "500 Internal Server Error"
-	ContentType string // the response's Content-Type header, as sent
+	ContentType string // the response's Content-Type header as sent; several lines are joined with ", "
 }
 
 func (e *ResponseError) Error() string {

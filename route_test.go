@@ -171,24 +171,32 @@ func TestRouteSharedFanOut(t *testing.T) {
 	}()
 	var wg sync.WaitGroup
 	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range events {
-				if !c.Next() {
-					t.Errorf("Next() = false at event %d (Err %v)", i, c.Err())
-					return
-				}
-				var e Event
-				c.Decode(&e)
-				if want := fmt.Sprintf("event %d\nline 2", i); e.EventDataCollapsed() != want {
-					t.Errorf("event %d = %q, want %q", i, e.EventDataCollapsed(), want)
-					return
-				}
-			}
-		}()
+		wg.Go(func() {
+			readInOrder(t, c, events, func(i int) string { return fmt.Sprintf("event %d\nline 2", i) }, nil)
+		})
 	}
 	wg.Wait()
+}
+
+// readInOrder reads n events from c and wants event i to carry the data want(i). After
+// each event it calls read(i+1), if read is not nil, with the number of events read so far.
+func readInOrder(t *testing.T, c Client, n int, want func(i int) string, read func(int)) {
+	t.Helper()
+	for i := range n {
+		if !c.Next() {
+			t.Errorf("Next() = false at event %d (Err %v)", i, c.Err())
+			return
+		}
+		var e Event
+		c.Decode(&e)
+		if got, w := e.EventDataCollapsed(), want(i); got != w {
+			t.Errorf("event %d = %.40q, want %.40q", i, got, w)
+			return
+		}
+		if read != nil {
+			read(i + 1)
+		}
+	}
 }
 
 // Rules 1 and 6: the original README's pattern, a Route per request closed by its handler.
@@ -642,23 +650,10 @@ func TestRouteSlowSubscriberDropped(t *testing.T) {
 	}()
 	var wg sync.WaitGroup
 	for k, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range events {
-				if !c.Next() {
-					t.Errorf("fast subscriber: Next() = false at %d (Err %v)", i, c.Err())
-					return
-				}
-				var e Event
-				c.Decode(&e)
-				if want := fmt.Sprint(i, payload); e.EventDataCollapsed() != want {
-					t.Errorf("fast subscriber: event %d wrong", i)
-					return
-				}
-				progress[k].Store(int64(i + 1))
-			}
-		}()
+		wg.Go(func() {
+			readInOrder(t, c, events, func(i int) string { return fmt.Sprint(i, payload) },
+				func(n int) { progress[k].Store(int64(n)) })
+		})
 	}
 	wg.Wait()
 	deadline := time.Now().Add(10 * time.Second)
