@@ -198,6 +198,12 @@ func (r *broadcaster) place(s *subscriber, lastEventID string) resume {
 		r.stats.Replays++
 		return resume{}
 	}
+	if lastEventID == rt.evictedID {
+		// The event just before the oldest retained one: all it missed is retained.
+		s.next = rt.start(head)
+		r.stats.Replays++
+		return resume{}
+	}
 	if r.cfg.history != nil {
 		// Held at the oldest retained event until the History has answered.
 		s.next = rt.start(head)
