@@ -275,7 +275,9 @@ func (c *streamClient) connect(body io.ReadCloser) (io.ReadCloser, error) {
 	}
 	cb := &connBody{body: resp.Body, ctx: ctx, cancel: cancel, idle: c.cfg.idleTimeout}
 	if cb.idle > 0 {
-		cb.idleErr = fmt.Errorf("httpsse: nothing received for %v (IdleTimeout): %w", cb.idle, os.ErrDeadlineExceeded)
+		// Without the "httpsse: " prefix: the Decoder wraps read errors in "httpsse: reading
+		// stream: ".
+		cb.idleErr = fmt.Errorf("nothing received for %v (IdleTimeout): %w", cb.idle, os.ErrDeadlineExceeded)
 		cb.timer = time.AfterFunc(cb.idle, func() { cancel(cb.idleErr) })
 		cb.timer.Stop() // each Read starts it
 	}
