@@ -239,11 +239,11 @@ func TestBackoff(t *testing.T) {
 
 		gaps := m.gaps()
 		want := []struct{ lo, hi time.Duration }{
-			{time.Second, time.Second},          // the first reconnection: the reconnection time exactly
-			{time.Second, 2 * time.Second},      // 1 failure
-			{2 * time.Second, 4 * time.Second},  // 2 failures
-			{4 * time.Second, 8 * time.Second},  // 3
-			{8 * time.Second, 16 * time.Second}, // 4
+			{time.Second, time.Second},           // the first reconnection: the reconnection time exactly
+			{time.Second, 2 * time.Second},       // 1 failure
+			{2 * time.Second, 4 * time.Second},   // 2 failures
+			{4 * time.Second, 8 * time.Second},   // 3
+			{8 * time.Second, 16 * time.Second},  // 4
 			{10 * time.Second, 20 * time.Second}, // 5: capped at 20 s
 			{10 * time.Second, 20 * time.Second}, // 6
 			{time.Second, time.Second},           // after "b": starts over
