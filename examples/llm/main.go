@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	prompt := strings.Join(flags.Args(), " ")
 	if prompt == "" {
-		return errors.New("llm: no prompt; usage: llm [-url URL] [-model MODEL] prompt...")
+		return errors.New("llm: no prompt (usage: llm [-url URL] [-model MODEL] prompt)")
 	}
 	key := getenv("OPENAI_API_KEY")
 	if key == "" {
