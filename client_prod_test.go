@@ -441,3 +441,23 @@ func TestReconnectOnUnavailableHTTP(t *testing.T) {
 	checkEvents(t, collect(t, c), []ev{{"", "1", "a"}, {"", "1", "b"}})
 	checkErrNil(t, c)
 }
+
+func TestIdleTimeoutHTTP2(t *testing.T) {
+	ts := newServerHTTP2(t, hold("id: 1\ndata: a\n\n"), hold("data: b\n\n"))
+	var o observer
+	c := dial(t, ts.URL, httpsse.HTTPClient(ts.Client()), httpsse.IdleTimeout(100*time.Millisecond),
+		httpsse.ReconnectDelay(time.Millisecond), o.option())
+	if got, want := nextEvent(t, c), (ev{"", "1", "a"}); got != want {
+		t.Errorf("event = %v, want %v", got, want)
+	}
+	if got, want := nextEvent(t, c), (ev{"", "1", "b"}); got != want {
+		t.Errorf("event = %v, want %v", got, want)
+	}
+	if calls := o.get(); len(calls) != 1 || !errors.Is(calls[0].err, os.ErrDeadlineExceeded) {
+		t.Errorf("OnReconnect calls = %v, want one, for the idle timeout", calls)
+	}
+	if a := ts.Attempts(); len(a) != 2 || a[1].protoMajor != 2 {
+		t.Errorf("server saw %d requests, want 2 over HTTP/2", len(a))
+	}
+	c.Close()
+}
