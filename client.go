@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -19,15 +20,19 @@ import (
 //	}
 //	if err := client.Err(); err != nil { ... }
 //
+// or with [Events] and a range loop.
+//
 // Next waits for the next event and reports whether there is one. When an established
 // stream ends or breaks, Next waits the reconnection time (the server's "retry" field, else
 // the [ReconnectDelay] default), sends the request again with Last-Event-ID set to the last
-// event ID, and goes on; network errors while reconnecting are retried until the Client is
-// closed or the request's context ends. A 204 No Content on reconnection ends the stream
-// cleanly; another status, or another Content-Type, ends it with a *[ResponseError]; an
-// event larger than the maximum size ends it with [ErrEventTooLarge]; a last event ID with
-// control characters, which net/http cannot send as a header, ends it with an error that
-// says so.
+// event ID, and goes on; network errors and timeouts ([ConnectTimeout], [IdleTimeout]) while
+// reconnecting are retried, each failed attempt in a row waiting longer, with random jitter,
+// up to [MaxReconnectDelay], until the Client is closed or the request's context ends.
+// [OnReconnect] observes each reconnection. A 204 No Content on reconnection ends the stream
+// cleanly; another status (unless [ReconnectOnUnavailable] retries it), or another
+// Content-Type, ends it with a *[ResponseError]; an event larger than the maximum size ends it
+// with [ErrEventTooLarge]; a last event ID with control characters, which net/http cannot send
+// as a header, ends it with an error that says so.
 //
 // Decode stores the current event into an *[Event] or an [EventSetter]; any other type is
 // an error that does not end the stream. Err returns the error that ended the stream, nil
@@ -84,25 +89,37 @@ func (c *streamClient) Next() bool {
 		case c.req.Method != "" && c.req.Method != http.MethodGet && !c.cfg.reconnectNonGET:
 			c.finish(err)
 		default:
-			c.reconnect()
+			if err == nil {
+				err = io.EOF // the server ended the response
+			}
+			c.reconnect(err)
 		}
 	}
 	return false
 }
 
-// reconnect waits the reconnection time and connects again, until it succeeds, the Client
-// is closed, or a response says to stop (which finishes the Client).
-func (c *streamClient) reconnect() {
+// reconnect waits and connects again, until it succeeds, the Client is closed, or a response
+// says to stop (which finishes the Client). cause is what ended the stream. The first attempt
+// waits the reconnection time; attempts that fail in a row back off (see reconnectDelay).
+func (c *streamClient) reconnect(cause error) {
 	// The standard sends the last event ID as it is; net/http refuses a header value with
 	// control characters, so such a reconnection can never be sent and retrying is futile.
 	if !validHeaderValue(c.dec.lastID) {
 		c.finish(fmt.Errorf("httpsse: cannot reconnect: last event ID %q cannot be sent as a Last-Event-ID header", c.dec.lastID))
 		return
 	}
-	for {
-		delay := c.cfg.reconnectDelay
+	var retryAfter time.Duration // what the last response asked for with Retry-After
+	for failures := 0; ; failures++ {
+		base := c.cfg.reconnectDelay
 		if c.dec.retrySet { // the server's "retry" field sets the reconnection time
-			delay = c.dec.retry
+			base = c.dec.retry
+		}
+		delay := reconnectDelay(base, c.cfg.maxReconnectDelay, failures)
+		if retryAfter > delay {
+			delay = min(retryAfter, max(c.cfg.maxReconnectDelay, base))
+		}
+		if fn := c.cfg.onReconnect; fn != nil {
+			fn(cause, delay)
 		}
 		timer := time.NewTimer(delay)
 		select {
@@ -129,12 +146,45 @@ func (c *streamClient) reconnect() {
 		case errors.As(err, &re) && re.StatusCode == http.StatusNoContent:
 			c.finish(nil) // "HTTP 204 No Content ... prevents the user agent from reconnecting"
 			return
+		case re != nil && c.cfg.reconnectOnUnavailable && isUnavailable(re.StatusCode):
+			retryAfter = parseRetryAfter(re.Header.Get("Retry-After"), time.Now())
 		case re != nil:
 			c.finish(err)
 			return
+		default:
+			// A network error or a connect timeout: EventSource tries again.
+			retryAfter = 0
 		}
-		// A network error: EventSource tries again after the reconnection time.
+		cause = err
 	}
+}
+
+// isUnavailable reports whether status is one that ReconnectOnUnavailable retries: the
+// server, or the load balancer before it, is busy or restarting.
+func isUnavailable(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// parseRetryAfter returns the wait a Retry-After header value asks for, in seconds or as an
+// HTTP date, or 0 when there is none or it cannot be read.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(1<<63-1)/int64(time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // requestBody returns a fresh copy of the request's body to send again.

@@ -72,11 +72,23 @@ type Decoder struct {
 	arena strings.Builder // the block decodeEvent cuts small events' strings from
 }
 
-// NewDecoder returns a Decoder that reads from r.
+// errNilReader is the error of a Decoder made with a nil reader.
+var errNilReader = errors.New("httpsse: NewDecoder called with a nil io.Reader")
+
+// NewDecoder returns a Decoder that reads from r. With a nil r, the Decoder's Next returns
+// false and its Err says so.
 func NewDecoder(r io.Reader) *Decoder {
-	dec := &Decoder{max: DefaultMaxEventSize}
+	dec := newDecoder()
 	dec.reset(r)
+	if r == nil {
+		dec.err = errNilReader
+	}
 	return dec
+}
+
+// newDecoder returns a Decoder with the defaults and no reader yet, for reset to give it one.
+func newDecoder() *Decoder {
+	return &Decoder{max: DefaultMaxEventSize}
 }
 
 // SetMaxEventSize sets the largest event the Decoder accepts, in bytes: the event's data (as

@@ -2,10 +2,13 @@ package httpsse_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/reiver/go-httpsse"
@@ -170,4 +173,137 @@ func ExampleDialRequest() {
 	// {"token":"lo"}
 	// [DONE]
 	// <nil>
+}
+
+// Events turns a Client, or a Decoder, into a range loop; the stream's error, if any, comes
+// last.
+func ExampleEvents() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: greeting\ndata: hello\n\nid: 2\ndata: world\n\n")
+	}))
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL, httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for event, err := range httpsse.Events(client) {
+		if err != nil {
+			fmt.Println("error:", err)
+			break
+		}
+		fmt.Printf("name=%q id=%q data=%q\n", event.EventName(), event.EventID(), event.EventDataCollapsed())
+	}
+	// Output:
+	// name="greeting" id="" data="hello"
+	// name="" id="2" data="world"
+}
+
+// WriteJSON publishes a value as an event's data; Event.DecodeJSON reads it back.
+func ExampleWriteJSON() {
+	type Price struct {
+		Symbol string
+		Cents  int
+	}
+	route := httpsse.NewRoute()
+	server := httptest.NewServer(route)
+	defer server.Close()
+	defer route.Close()
+
+	go route.PublishEvent(func(w httpsse.EventWriter) error {
+		w.WriteEvent("price")
+		return httpsse.WriteJSON(w, Price{"ACME", 1250})
+	})
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for event, err := range httpsse.Events(client) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Print(event.String())
+		var p Price
+		if err := event.DecodeJSON(&p); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%+v\n", p)
+		break
+	}
+	// Output:
+	// event: price
+	// data: {"Symbol":"ACME","Cents":1250}
+	//
+	// {Symbol:ACME Cents:1250}
+}
+
+// A ResponseError carries the start of the body, where an API says what was wrong.
+func ExampleResponseError() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}`)
+	}))
+	defer server.Close()
+
+	_, err := httpsse.Dial(server.URL)
+	fmt.Println(err)
+	var re *httpsse.ResponseError
+	if errors.As(err, &re) {
+		var body struct{ Error struct{ Message string } }
+		json.Unmarshal(re.Body, &body)
+		fmt.Println(re.StatusCode, body.Error.Message)
+	}
+	// Output:
+	// httpsse: unexpected status "401 Unauthorized", want "200 OK": {"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}
+	// 401 Incorrect API key provided
+}
+
+// OnReconnect reports each reconnection: what ended the connection and how long the Client
+// waits. The first reconnection after a stream ends waits the reconnection time exactly;
+// further failed attempts in a row back off, with jitter, up to MaxReconnectDelay.
+func ExampleOnReconnect() {
+	var requests atomic.Int32
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) > 1 {
+			w.WriteHeader(http.StatusNoContent) // stop reconnecting
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 10\ndata: the only event\n\n")
+	}))
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL,
+		httpsse.IdleTimeout(time.Minute),
+		httpsse.MaxReconnectDelay(10*time.Second),
+		httpsse.OnReconnect(func(err error, delay time.Duration) {
+			fmt.Printf("reconnecting in %v after: %v\n", delay, err)
+		}),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for event, err := range httpsse.Events(client) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(event.EventDataCollapsed())
+	}
+	fmt.Println("done")
+	// Output:
+	// the only event
+	// reconnecting in 10ms after: EOF
+	// done
 }
