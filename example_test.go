@@ -2,6 +2,7 @@ package httpsse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -170,4 +171,130 @@ func ExampleDialRequest() {
 	// {"token":"lo"}
 	// [DONE]
 	// <nil>
+}
+
+// The original's pattern: a handler makes a Route per request, publishes to it from another
+// goroutine, and closes it when ServeHTTP returns, which stops the publishing loop.
+func ExampleRoute_perRequest() {
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		route := httpsse.NewRoute()
+		defer route.Close() // also ends the publishing loop below
+
+		go func() {
+			for i := 1; ; i++ {
+				err := route.PublishEvent(func(w httpsse.EventWriter) error {
+					w.WriteEvent("status")
+					w.WriteID(fmt.Sprintf("status-%d", i))
+					return w.WriteData("Hello world!")
+				})
+				if errors.Is(err, httpsse.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+
+		route.ServeHTTP(w, r) // returns when the client goes away
+	}
+	server := httptest.NewServer(http.HandlerFunc(handler))
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for i := 0; i < 3 && client.Next(); i++ {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Println(event.EventName(), event.EventID(), event.EventDataCollapsed())
+	}
+	// Output:
+	// status status-1 Hello world!
+	// status status-2 Hello world!
+	// status status-3 Hello world!
+}
+
+// One Route mounted on a server is shared: every subscriber receives the same events, encoded
+// once. Closing the Route (here as http.Server.Shutdown would, through RegisterOnShutdown)
+// ends every stream cleanly.
+func ExampleRoute_shared() {
+	route := httpsse.NewRoute()
+	server := httptest.NewUnstartedServer(route)
+	server.Config.RegisterOnShutdown(func() { route.Close() })
+	server.Start()
+	defer server.Close()
+
+	var clients []httpsse.Client
+	for range 2 {
+		// Dial returns once the headers are in, so both are subscribed before the publish.
+		client, err := httpsse.Dial(server.URL, httpsse.Reconnect(false))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer client.Close()
+		clients = append(clients, client)
+	}
+	for _, price := range []string{"42.17", "42.20"} {
+		route.PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteEvent("price")
+			return w.WriteData(price)
+		})
+	}
+	route.Close()
+
+	for i, client := range clients {
+		for client.Next() {
+			var event httpsse.Event
+			client.Decode(&event)
+			fmt.Println("subscriber", i, event.EventName(), event.EventDataCollapsed())
+		}
+		fmt.Println("subscriber", i, "ended:", client.Err())
+	}
+	// Output:
+	// subscriber 0 price 42.17
+	// subscriber 0 price 42.20
+	// subscriber 0 ended: <nil>
+	// subscriber 1 price 42.17
+	// subscriber 1 price 42.20
+	// subscriber 1 ended: <nil>
+}
+
+// Dial reads a stream as EventSource does. A response that is not an event stream is an
+// error from Dial that says what was wrong, with the status code through errors.As: here the
+// 204 No Content of a closed Route, which tells a client not to reconnect.
+func ExampleDial() {
+	route := httpsse.NewRoute()
+	server := httptest.NewServer(route)
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	go route.PublishEvent(func(w httpsse.EventWriter) error {
+		w.WriteID("1")
+		return w.WriteData("first line\nsecond line")
+	})
+	if client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Printf("id %s, data %q\n", event.EventID(), event.EventData())
+	}
+
+	route.Close()
+	_, err = httpsse.Dial(server.URL)
+	fmt.Println(err)
+	var respErr *httpsse.ResponseError
+	if errors.As(err, &respErr) {
+		fmt.Println(respErr.StatusCode)
+	}
+	// Output:
+	// id 1, data ["first line" "second line"]
+	// httpsse: unexpected status "204 No Content", want "200 OK"
+	// 204
 }
