@@ -298,3 +298,94 @@ func ExampleDial() {
 	// httpsse: unexpected status "204 No Content", want "200 OK"
 	// 204
 }
+
+// A Route with Replay sends a client that comes back with Last-Event-ID (as EventSource does
+// when it reconnects) every event it missed, then the live ones. A client whose ID the Route
+// does not hold gets the live events after one "gap" event, whose ID is where it now stands.
+func ExampleReplay() {
+	route := httpsse.NewRoute(httpsse.Replay(100), httpsse.WaitForSubscriber(false))
+	server := httptest.NewServer(route)
+	defer server.Close()
+	defer route.Close()
+
+	publish := func(id, data string) {
+		route.PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteID(id)
+			return w.WriteData(data)
+		})
+	}
+	publish("1", "one")
+	publish("2", "two")
+	publish("3", "three")
+
+	dial := func(lastEventID string) httpsse.Client {
+		req, _ := http.NewRequest(http.MethodGet, server.URL, nil)
+		req.Header.Set("Last-Event-ID", lastEventID)
+		client, err := httpsse.DialRequest(req, httpsse.Reconnect(false))
+		if err != nil {
+			panic(err) // the server above answers 200 with an event stream
+		}
+		return client
+	}
+	show := func(client httpsse.Client, n int) {
+		for i := 0; i < n && client.Next(); i++ {
+			var event httpsse.Event
+			client.Decode(&event)
+			fmt.Printf("%q id %s: %s\n", event.EventName(), event.EventID(), event.EventDataCollapsed())
+		}
+	}
+
+	back := dial("1") // saw event 1, then lost its connection
+	defer back.Close()
+	publish("4", "four") // live
+	show(back, 3)
+
+	lost := dial("an ID from before a restart")
+	defer lost.Close()
+	publish("5", "five")
+	show(lost, 2)
+	// Output:
+	// "" id 2: two
+	// "" id 3: three
+	// "" id 4: four
+	// "gap" id 4: an ID from before a restart
+	// "" id 5: five
+}
+
+// Topics holds one Route per name, made on first use: here one per chat room.
+func ExampleNewTopics() {
+	topics := httpsse.NewTopics()
+	defer topics.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /rooms/{room}", func(w http.ResponseWriter, r *http.Request) {
+		topics.Route(r.PathValue("room")).ServeHTTP(w, r)
+	})
+	server := httptest.NewServer(mux)
+	defer server.Close()
+
+	say := func(room, text string) {
+		// Never waits: with nobody in the room, the event goes nowhere.
+		topics.Route(room).PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteEvent(room)
+			return w.WriteData(text)
+		})
+	}
+	say("lobby", "nobody hears this")
+
+	client, err := httpsse.Dial(server.URL+"/rooms/lobby", httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	say("kitchen", "another room")
+	say("lobby", "hello, lobby")
+
+	if client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Println(event.EventName(), event.EventDataCollapsed())
+	}
+	// Output:
+	// lobby hello, lobby
+}
