@@ -16,6 +16,10 @@
 // Use [NewTopics] for many named streams (one per user, room or document): [Topics.Route]
 // makes a topic's Route on first use, and a topic nobody uses is freed.
 //
+// Use [StatsOf] to learn, cheaply and at any time, what a Route does: its subscribers, the
+// events it published, the subscribers it dropped and why, the replays and gaps it served.
+// [OnDrop] reports each dropped subscriber as it happens, with its request.
+//
 // Use [HeartBeat] to send a comment at a fixed interval, so that proxies do not close an idle
 // stream.
 //
