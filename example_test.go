@@ -307,3 +307,208 @@ func ExampleOnReconnect() {
 	// reconnecting in 10ms after: EOF
 	// done
 }
+
+func ExampleRoute_perRequest() {
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		route := httpsse.NewRoute()
+		defer route.Close() // also ends the publishing loop below
+
+		go func() {
+			for i := 1; ; i++ {
+				err := route.PublishEvent(func(w httpsse.EventWriter) error {
+					w.WriteEvent("status")
+					w.WriteID(fmt.Sprintf("status-%d", i))
+					return w.WriteData("Hello world!")
+				})
+				if errors.Is(err, httpsse.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+
+		route.ServeHTTP(w, r) // returns when the client goes away
+	}
+	server := httptest.NewServer(http.HandlerFunc(handler))
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	for i := 0; i < 3 && client.Next(); i++ {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Println(event.EventName(), event.EventID(), event.EventDataCollapsed())
+	}
+	// Output:
+	// status status-1 Hello world!
+	// status status-2 Hello world!
+	// status status-3 Hello world!
+}
+
+func ExampleRoute_shared() {
+	route := httpsse.NewRoute()
+	server := httptest.NewUnstartedServer(route)
+	server.Config.RegisterOnShutdown(func() { route.Close() })
+	server.Start()
+	defer server.Close()
+
+	var clients []httpsse.Client
+	for range 2 {
+		// Dial returns once the headers are in, so both are subscribed before the publish.
+		client, err := httpsse.Dial(server.URL, httpsse.Reconnect(false))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer client.Close()
+		clients = append(clients, client)
+	}
+	for _, price := range []string{"42.17", "42.20"} {
+		route.PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteEvent("price")
+			return w.WriteData(price)
+		})
+	}
+	route.Close()
+
+	for i, client := range clients {
+		for client.Next() {
+			var event httpsse.Event
+			client.Decode(&event)
+			fmt.Println("subscriber", i, event.EventName(), event.EventDataCollapsed())
+		}
+		fmt.Println("subscriber", i, "ended:", client.Err())
+	}
+	// Output:
+	// subscriber 0 price 42.17
+	// subscriber 0 price 42.20
+	// subscriber 0 ended: <nil>
+	// subscriber 1 price 42.17
+	// subscriber 1 price 42.20
+	// subscriber 1 ended: <nil>
+}
+
+func ExampleDial() {
+	route := httpsse.NewRoute()
+	server := httptest.NewServer(route)
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	go route.PublishEvent(func(w httpsse.EventWriter) error {
+		w.WriteID("1")
+		return w.WriteData("first line\nsecond line")
+	})
+	if client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Printf("id %s, data %q\n", event.EventID(), event.EventData())
+	}
+
+	route.Close()
+	_, err = httpsse.Dial(server.URL)
+	fmt.Println(err)
+	var respErr *httpsse.ResponseError
+	if errors.As(err, &respErr) {
+		fmt.Println(respErr.StatusCode)
+	}
+	// Output:
+	// id 1, data ["first line" "second line"]
+	// httpsse: unexpected status "204 No Content", want "200 OK"
+	// 204
+}
+
+func ExampleReplay() {
+	route := httpsse.NewRoute(httpsse.Replay(100), httpsse.WaitForSubscriber(false))
+	server := httptest.NewServer(route)
+	defer server.Close()
+	defer route.Close()
+
+	publish := func(id, data string) {
+		route.PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteID(id)
+			return w.WriteData(data)
+		})
+	}
+	publish("1", "one")
+	publish("2", "two")
+	publish("3", "three")
+
+	dial := func(lastEventID string) httpsse.Client {
+		req, _ := http.NewRequest(http.MethodGet, server.URL, nil)
+		req.Header.Set("Last-Event-ID", lastEventID)
+		client, err := httpsse.DialRequest(req, httpsse.Reconnect(false))
+		if err != nil {
+			panic(err) // the server above answers 200 with an event stream
+		}
+		return client
+	}
+	show := func(client httpsse.Client, n int) {
+		for i := 0; i < n && client.Next(); i++ {
+			var event httpsse.Event
+			client.Decode(&event)
+			fmt.Printf("%q id %s: %s\n", event.EventName(), event.EventID(), event.EventDataCollapsed())
+		}
+	}
+
+	back := dial("1") // saw event 1, then lost its connection
+	defer back.Close()
+	publish("4", "four") // live
+	show(back, 3)
+
+	lost := dial("an ID from before a restart")
+	defer lost.Close()
+	publish("5", "five")
+	show(lost, 2)
+	// Output:
+	// "" id 2: two
+	// "" id 3: three
+	// "" id 4: four
+	// "gap" id 4: an ID from before a restart
+	// "" id 5: five
+}
+
+func ExampleNewTopics() {
+	topics := httpsse.NewTopics()
+	defer topics.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /rooms/{room}", func(w http.ResponseWriter, r *http.Request) {
+		topics.Route(r.PathValue("room")).ServeHTTP(w, r)
+	})
+	server := httptest.NewServer(mux)
+	defer server.Close()
+
+	say := func(room, text string) {
+		// Never waits: with nobody in the room, the event goes nowhere.
+		topics.Route(room).PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteEvent(room)
+			return w.WriteData(text)
+		})
+	}
+	say("lobby", "nobody hears this")
+
+	client, err := httpsse.Dial(server.URL+"/rooms/lobby", httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	say("kitchen", "another room")
+	say("lobby", "hello, lobby")
+
+	if client.Next() {
+		var event httpsse.Event
+		client.Decode(&event)
+		fmt.Println(event.EventName(), event.EventDataCollapsed())
+	}
+	// Output:
+	// lobby hello, lobby
+}

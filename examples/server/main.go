@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -54,11 +55,17 @@ func main() {
 		}
 	}()
 
-	log.Printf("httpsse demo on http://%s (shared stream: /events, per-request stream: /stream)", *addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	// Bind first, so that a busy port is one clear error and the URL printed is where the
+	// demo really is (with -addr :0, the port the system chose).
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("httpsse demo: cannot listen on %s: %v", *addr, err)
+	}
+	log.Printf("httpsse demo on http://%s (shared stream: /events, per-request stream: /stream)", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
-	// ListenAndServe returns as soon as Shutdown starts; wait for it to end.
+	// Serve returns as soon as Shutdown starts; wait for it to end.
 	<-done
 	closer.Close()
 	log.Print("bye")
