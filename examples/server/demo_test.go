@@ -58,7 +58,7 @@ func TestDemoPage(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("GET / Content-Type = %q, want text/html; charset=utf-8", ct)
 	}
-	for _, s := range []string{`new EventSource(url)`, `"/events"`, `"/stream"`} {
+	for _, s := range []string{`new EventSource(`, `"/events?client="`, `"/stream"`, `"/notify?user="`, `"/cut?client="`, `"/stats?client="`} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("GET / lacks %s", s)
 		}
