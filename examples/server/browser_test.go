@@ -707,14 +707,17 @@ func TestBrowserDemoPage(t *testing.T) {
 //
 // Chromium's --screenshot is taken at the page's load event, and an
 // EventSource does not hold that back. So the page shot is a wrapper whose
-// iframe shows the demo and whose one image arrives only after a delay.
+// iframe shows the demo and whose one image arrives only after a delay. In
+// the meantime the wrapper uses the page as a visitor would: it has the
+// server cut the shared stream (which the browser resumes about 3 s later)
+// and sends itself two notifications.
 func TestScreenshot(t *testing.T) {
 	out := os.Getenv("HTTPSSE_SCREENSHOT")
 	if out == "" {
 		t.Skip("set HTTPSSE_SCREENSHOT=/path/to/demo.png to remake the screenshot")
 	}
 	needChromium(t)
-	const width, height = 1280, 690
+	const width, height = 1280, 1060
 	hold := 14 * time.Second
 
 	demo, closer := newDemo(defaultDemoConfig)
@@ -722,8 +725,18 @@ func TestScreenshot(t *testing.T) {
 	mux.Handle("/", demo)
 	mux.HandleFunc("GET /_shot/", servePage(fmt.Sprintf(`<!doctype html>
 <body style="margin:0;overflow:hidden">
-<iframe src="/" style="border:0;display:block;width:%dpx;height:%dpx"></iframe>
+<iframe id="demo" src="/" style="border:0;display:block;width:%dpx;height:%dpx"></iframe>
 <img src="/_shot/hold.gif" alt="" style="position:absolute;width:1px;height:1px;opacity:0">
+<script>
+const doc = () => document.getElementById("demo").contentDocument;
+function send(text) {
+  doc().getElementById("text").value = text;
+  doc().querySelector('#notify [data-role="send"] button').click();
+}
+setTimeout(() => doc().querySelector('#shared [data-role="cut"]').click(), 6000);
+setTimeout(() => send("Your build finished ✓"), 4000);
+setTimeout(() => send("Deploy to production started"), 9500);
+</script>
 </body>`, width, height)))
 	mux.HandleFunc("GET /_shot/hold.gif", func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -92,7 +92,7 @@ type sharedConn struct {
 //
 //	srv.RegisterOnShutdown(func() { closer.Close() })
 func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
-	var b [5]byte
+	var b [4]byte
 	rand.Read(b[:])
 	d := &demo{
 		cfg: cfg,
@@ -101,7 +101,7 @@ func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
 		// Last-Event-ID; and it publishes whether or not anyone is watching.
 		shared:  httpsse.NewRoute(httpsse.Replay(cfg.replay), httpsse.WaitForSubscriber(false)),
 		notify:  httpsse.NewTopics(httpsse.Replay(20)),
-		boot:    strings.ToLower(base32.StdEncoding.EncodeToString(b[:])),
+		boot:    strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])),
 		started: time.Now(),
 		conns:   make(map[string][]*sharedConn),
 		away:    make(map[string]time.Time),
