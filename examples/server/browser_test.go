@@ -700,6 +700,90 @@ func TestBrowserDemoPage(t *testing.T) {
 	}
 }
 
+// demoGapPage loads the demo page in an iframe, presses the shared stream's
+// "Cut for longer" button once the stream is open and has events, and
+// reports when the page shows the gap.
+const demoGapPage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse demo gap check</title>
+<iframe id="demo" src="/" style="width:1280px;height:1100px;border:0"></iframe>
+<script>
+"use strict";
+const frame = document.getElementById("demo");
+const q = (sel) => frame.contentDocument && frame.contentDocument.querySelector(sel);
+let cut = false, done = false;
+function report(why) {
+  if (done) return;
+  done = true;
+  const w = frame.contentWindow.demoShared || {};
+  fetch("/e2e/report", {method: "POST", body: JSON.stringify({why,
+    kind: q('#shared [data-role="notice"]').dataset.kind,
+    notice: q('#shared [data-role="noticetext"]').textContent,
+    seqs: w.seqs, broken: w.broken, gaps: w.gaps, resumes: w.resumes,
+    gapRows: frame.contentDocument.querySelectorAll("#shared tbody .tag.gap").length})});
+}
+setInterval(() => {
+  const w = frame.contentWindow && frame.contentWindow.demoShared;
+  if (!cut && w && w.seqs.length >= 3 && q('#shared [data-role="state"]').dataset.state === "open") {
+    cut = true;
+    q('#shared [data-role="cutlong"]').click();
+  }
+  if (cut && w && w.gaps.length > 0 && w.seqs.length > 0 && q('#shared [data-role="state"]').dataset.state === "open") report("gap");
+}, 50);
+setTimeout(() => report("timeout"), 40000);
+</script>
+`
+
+// TestBrowserDemoGap has the demo hold the page's reconnection longer than
+// the shared route keeps events: the page gets the gap event and shows it,
+// and goes on with the live events, in order.
+func TestBrowserDemoGap(t *testing.T) {
+	needChromium(t)
+	cfg := defaultDemoConfig
+	cfg.tick = 40 * time.Millisecond
+	cfg.replay = 5
+	cfg.longCut = time.Second
+	handler, closer := newDemo(cfg)
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(demoGapPage))
+	mux.Handle("/", handler)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closer.Close() })
+
+	b := startBrowser(t, ts.URL+"/e2e/")
+	var got struct {
+		Why, Kind, Notice string
+		Seqs              []int
+		Broken            int
+		Gaps              []struct{ Sent, Now string }
+		GapRows           int
+	}
+	rp.wait(b, 60*time.Second, &got)
+	t.Logf("demo page: %+v", got)
+	if got.Why != "gap" {
+		t.Fatalf("the demo page never showed a gap: %+v", got)
+	}
+	if got.Kind != "gap" || !strings.Contains(got.Notice, "Gap: the route no longer held "+got.Gaps[0].Sent) || !strings.Contains(got.Notice, "events were lost") {
+		t.Errorf("shared notice %q (%s), want the gap, naming %s and the events lost", got.Notice, got.Kind, got.Gaps[0].Sent)
+	}
+	if len(got.Gaps) != 1 || got.GapRows != 1 || got.Broken != 0 {
+		t.Errorf("gaps %v, %d gap rows, %d breaks in the numbering; want one gap, one row, none", got.Gaps, got.GapRows, got.Broken)
+	}
+	// The events before the cut and after the gap are each in order; between
+	// them, more than the route keeps are missing.
+	jump := 0
+	for i := 1; i < len(got.Seqs); i++ {
+		if d := got.Seqs[i] - got.Seqs[i-1]; d != 1 {
+			if d <= cfg.replay || jump != 0 {
+				t.Errorf("page events %v: want one jump, of more than %d", got.Seqs, cfg.replay)
+			}
+			jump = d
+		}
+	}
+}
+
 // TestScreenshot remakes docs/demo.png (scripts/screenshot.sh runs it): it
 // serves the demo's handler, with its ordinary timings, on a loopback port and
 // has headless Chromium screenshot it after some seconds of events. It runs

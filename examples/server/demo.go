@@ -272,7 +272,8 @@ func (d *demo) publish() {
 		select {
 		case <-tick.C:
 			ticks++
-			fn = func(ew httpsse.EventWriter) error { return d.writeTick(ew, n, ticks) }
+			watching := httpsse.StatsOf(d.shared).Subscribers
+			fn = func(ew httpsse.EventWriter) error { return d.writeTick(ew, n, ticks, watching) }
 		case <-beat.C:
 			fn = func(ew httpsse.EventWriter) error {
 				ew.WriteEvent("heartbeat")
@@ -295,14 +296,15 @@ func (d *demo) publish() {
 
 func (d *demo) eventID(n uint64) string { return d.boot + "-" + strconv.FormatUint(n, 10) }
 
-// writeTick writes the shared route's event number n, its tick number k.
+// writeTick writes the shared route's event number n, its tick number k, for
+// a route with the given number of subscribers.
 // Most are "tick" events; every fifth tick is a "note" with multi-line data
 // and every seventh has no event name, so the browser dispatches it as
 // "message".
 //
 // Only the last Write's error needs returning: a failed Write spoils the
 // whole event anyway (PublishEvent then sends nothing and returns the error).
-func (d *demo) writeTick(ew httpsse.EventWriter, n uint64, k int) error {
+func (d *demo) writeTick(ew httpsse.EventWriter, n uint64, k, watching int) error {
 	ew.WriteID(d.eventID(n))
 	switch {
 	case k%7 == 0:
@@ -313,7 +315,7 @@ func (d *demo) writeTick(ew httpsse.EventWriter, n uint64, k int) error {
 	default:
 		ew.WriteEvent("tick")
 		return ew.WriteData(fmt.Sprintf(`{"n":%d,"watching":%d,"uptime":"%s"}`,
-			n, httpsse.StatsOf(d.shared).Subscribers, time.Since(d.started).Round(time.Second)))
+			n, watching, time.Since(d.started).Round(time.Second)))
 	}
 }
 
