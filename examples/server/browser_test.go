@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,8 +24,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -531,17 +534,20 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 
 // demoCheckPage loads the demo page in a same-origin iframe, records every
 // change of its state pills (a MutationObserver sees each one, however short),
-// presses the per-request stream's Stop button once that stream has been
-// resumed after a reconnection, and reports what it saw.
+// and, once both streams are open and the per-request one has been resumed
+// after a reconnection, presses the per-request stream's Stop button, the
+// shared stream's "Cut my stream" button and sends itself a notification.
+// It reports when the shared stream shows its resume and the notification
+// has arrived.
 const demoCheckPage = `<!doctype html>
 <meta charset="utf-8">
 <title>httpsse demo check</title>
-<iframe id="demo" src="/" style="width:1280px;height:800px;border:0"></iframe>
+<iframe id="demo" src="/" style="width:1280px;height:1100px;border:0"></iframe>
 <script>
 "use strict";
 const frame = document.getElementById("demo");
 const seen = {shared: [], stream: []};
-let stopped = false, done = false;
+let acted = false, done = false;
 frame.addEventListener("load", () => {
   for (const panel of ["shared", "stream"]) {
     const pill = frame.contentDocument.querySelector("#" + panel + ' [data-role="state"]');
@@ -553,16 +559,26 @@ frame.addEventListener("load", () => {
     new MutationObserver(note).observe(pill, {attributes: true, attributeFilter: ["data-state"]});
   }
 });
+const q = (sel) => frame.contentDocument && frame.contentDocument.querySelector(sel);
 function text(panel, role) {
-  const el = frame.contentDocument && frame.contentDocument.querySelector("#" + panel + ' [data-role="' + role + '"]');
+  const el = q("#" + panel + ' [data-role="' + role + '"]');
   return el ? el.textContent : "";
 }
 function snapshot() {
   const s = {};
-  for (const panel of ["shared", "stream"])
-    for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed"])
+  for (const panel of ["shared", "stream", "notify"])
+    for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed", "noticetext"])
       s[panel + "." + role] = text(panel, role);
-  s["shared.types"] = frame.contentDocument ? Array.from(frame.contentDocument.querySelectorAll("#shared tbody .tag:not(.sys)"), e => e.textContent) : [];
+  const doc = frame.contentDocument;
+  s["shared.types"] = doc ? Array.from(doc.querySelectorAll("#shared tbody .tag:not(.sys)"), e => e.textContent) : [];
+  s["shared.notice"] = q('#shared [data-role="notice"]') ? q('#shared [data-role="notice"]').dataset.kind : "";
+  s["shared.badges"] = doc ? doc.querySelectorAll("#shared tbody .badge").length : 0;
+  s["notify.data"] = doc ? Array.from(doc.querySelectorAll("#notify tbody tr:not(.sys) td.data"), e => e.textContent) : [];
+  s["notify.result"] = text("notify", "result");
+  s["counts"] = doc ? Object.fromEntries(Array.from(doc.querySelectorAll("#counts [data-role]"), e => [e.dataset.role, e.textContent])) : {};
+  s["demoShared"] = frame.contentWindow.demoShared ? {
+    seqs: frame.contentWindow.demoShared.seqs, broken: frame.contentWindow.demoShared.broken,
+    resumes: frame.contentWindow.demoShared.resumes, gaps: frame.contentWindow.demoShared.gaps} : null;
   return s;
 }
 function report(why) {
@@ -575,14 +591,19 @@ function report(why) {
 setInterval(() => {
   const s = snapshot();
   const types = new Set(s["shared.types"]);
-  if (!stopped && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
-      s["shared.state"] === "open" && types.has("heartbeat") && types.has("note") && types.has("message")) {
-    stopped = true;
-    frame.contentDocument.querySelector('#stream [data-role="toggle"]').click();
+  if (!acted && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
+      s["shared.state"] === "open" && s["notify.state"] === "open" &&
+      types.has("heartbeat") && types.has("note") && types.has("message")) {
+    acted = true;
+    q('#stream [data-role="toggle"]').click();
+    q('#shared [data-role="cut"]').click();
+    q("#text").value = "hello from the test";
+    q('#notify [data-role="send"] button').click();
   }
-  if (stopped && s["stream.state"] === "stopped") report("stopped");
+  if (acted && s["stream.state"] === "stopped" && s["shared.notice"] === "resumed" &&
+      s["notify.data"].includes("hello from the test") && Number(s.counts["shared.Replays"]) > 0) report("done");
 }, 50);
-setTimeout(() => report("timeout"), 30000);
+setTimeout(() => report("timeout"), 40000);
 </script>
 `
 
@@ -591,37 +612,38 @@ func TestBrowserDemoPage(t *testing.T) {
 	cfg := demoConfig{
 		tick:      60 * time.Millisecond,
 		heartbeat: 250 * time.Millisecond,
+		replay:    1000,
+		longCut:   time.Second,
 		status:    60 * time.Millisecond,
 		streamRun: 4,
 		retry:     300 * time.Millisecond,
 	}
-	demo, closer := newDemo(cfg)
+	handler, closer := newDemo(cfg)
 
 	mux := http.NewServeMux()
 	rp := newReports(t, mux)
 	mux.HandleFunc("GET /e2e/", servePage(demoCheckPage))
-	mux.Handle("/", demo)
+	mux.Handle("/", handler)
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
 	t.Cleanup(func() { closer.Close() }) // before ts.Close: ends the open streams
 
 	b := startBrowser(t, ts.URL+"/e2e/")
 	var got map[string]any
-	rp.wait(b, 45*time.Second, &got)
+	rp.wait(b, 60*time.Second, &got)
 	t.Logf("demo page: %v", got)
 
-	if got["why"] != "stopped" {
+	if got["why"] != "done" {
 		t.Fatalf("the demo page never got to the expected state: %v", got)
 	}
-	for k, v := range map[string]string{"shared.state": "open", "stream.state": "stopped"} {
+	for k, v := range map[string]string{"shared.state": "open", "stream.state": "stopped", "notify.state": "open"} {
 		if got[k] != v {
 			t.Errorf("demo page %s = %v, want %v", k, got[k], v)
 		}
 	}
-	// The shared stream never broke: it was connecting (perhaps already open
-	// when the observer started) and then open.
-	if states := fmt.Sprint(got["sharedStates"]); states != "[connecting open]" && states != "[open]" {
-		t.Errorf("shared stream went through states %s, want [connecting open]", states)
+	// The shared stream broke once, when the page had it cut.
+	if states := fmt.Sprint(got["sharedStates"]); states != "[connecting open reconnecting open]" && states != "[open reconnecting open]" {
+		t.Errorf("shared stream went through states %s, want [connecting open reconnecting open]", states)
 	}
 	if s, _ := got["shared.beat"].(string); s == "–" || s == "" {
 		t.Errorf("demo page shared.beat = %q, want a heartbeat shown", s)
@@ -629,9 +651,136 @@ func TestBrowserDemoPage(t *testing.T) {
 	if s, _ := got["stream.resumed"].(string); !strings.HasPrefix(s, "status-") {
 		t.Errorf("demo page stream.resumed = %q, want status-N (the Last-Event-ID the browser sent)", s)
 	}
-	states := fmt.Sprint(got["streamStates"])
-	if !strings.Contains(states, "reconnecting open") {
+	if states := fmt.Sprint(got["streamStates"]); !strings.Contains(states, "reconnecting open") {
 		t.Errorf("per-request stream went through states %s, want a reconnecting then open", states)
+	}
+
+	// The page saw every event of the shared stream once, in order, and says
+	// how many it got by replay: those published while it was away, which
+	// is about the browser's reconnection time (3 s) of events.
+	var shared struct {
+		Seqs    []int
+		Broken  int
+		Resumes []struct {
+			After, BackAt, Replayed int
+			Exact                   bool
+		}
+		Gaps []any
+	}
+	js, _ := json.Marshal(got["demoShared"])
+	json.Unmarshal(js, &shared)
+	for i := 1; i < len(shared.Seqs); i++ {
+		if shared.Seqs[i] != shared.Seqs[i-1]+1 {
+			t.Errorf("shared stream events %v: want each number once, in order", shared.Seqs)
+			break
+		}
+	}
+	if shared.Broken != 0 || len(shared.Gaps) != 0 || len(shared.Resumes) != 1 {
+		t.Fatalf("shared stream: %d breaks, gaps %v, resumes %+v; want none, none and one", shared.Broken, shared.Gaps, shared.Resumes)
+	}
+	r := shared.Resumes[0]
+	if !r.Exact || r.Replayed != r.BackAt-r.After || r.Replayed < 5 {
+		t.Errorf("resume %+v: want exact, with the events published while away (several) replayed", r)
+	}
+	notice, _ := got["shared.noticetext"].(string)
+	if want := fmt.Sprintf("%d missed events replayed (#%d–#%d), every event once and in order", r.Replayed, r.After+1, r.BackAt); !strings.Contains(notice, want) {
+		t.Errorf("shared notice = %q, want it to contain %q", notice, want)
+	}
+	if n, _ := got["shared.badges"].(float64); int(n) < r.Replayed && int(n) < 50 {
+		t.Errorf("shared log marks %v rows as replayed, want %d", n, r.Replayed)
+	}
+	if s, _ := got["notify.result"].(string); !strings.Contains(s, "1 listening now") {
+		t.Errorf("notify result = %q, want it to say 1 listening now", s)
+	}
+	counts, _ := got["counts"].(map[string]any)
+	for _, k := range []string{"shared.Subscribers", "shared.Published", "shared.Replays", "notify.Published"} {
+		if v, _ := counts[k].(string); v == "" || v == "–" || v == "0" {
+			t.Errorf("count %s = %q, want a number above 0", k, v)
+		}
+	}
+}
+
+// demoGapPage loads the demo page in an iframe, presses the shared stream's
+// "Cut for longer" button once the stream is open and has events, and
+// reports when the page shows the gap.
+const demoGapPage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse demo gap check</title>
+<iframe id="demo" src="/" style="width:1280px;height:1100px;border:0"></iframe>
+<script>
+"use strict";
+const frame = document.getElementById("demo");
+const q = (sel) => frame.contentDocument && frame.contentDocument.querySelector(sel);
+let cut = false, done = false;
+function report(why) {
+  if (done) return;
+  done = true;
+  const w = frame.contentWindow.demoShared || {};
+  fetch("/e2e/report", {method: "POST", body: JSON.stringify({why,
+    kind: q('#shared [data-role="notice"]').dataset.kind,
+    notice: q('#shared [data-role="noticetext"]').textContent,
+    seqs: w.seqs, broken: w.broken, gaps: w.gaps, resumes: w.resumes,
+    gapRows: frame.contentDocument.querySelectorAll("#shared tbody .tag.gap").length})});
+}
+setInterval(() => {
+  const w = frame.contentWindow && frame.contentWindow.demoShared;
+  if (!cut && w && w.seqs.length >= 3 && q('#shared [data-role="state"]').dataset.state === "open") {
+    cut = true;
+    q('#shared [data-role="cutlong"]').click();
+  }
+  if (cut && w && w.gaps.length > 0 && w.seqs.length > 0 && q('#shared [data-role="state"]').dataset.state === "open") report("gap");
+}, 50);
+setTimeout(() => report("timeout"), 40000);
+</script>
+`
+
+// TestBrowserDemoGap has the demo hold the page's reconnection longer than
+// the shared route keeps events: the page gets the gap event and shows it,
+// and goes on with the live events, in order.
+func TestBrowserDemoGap(t *testing.T) {
+	needChromium(t)
+	cfg := defaultDemoConfig
+	cfg.tick = 40 * time.Millisecond
+	cfg.replay = 5
+	cfg.longCut = time.Second
+	handler, closer := newDemo(cfg)
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(demoGapPage))
+	mux.Handle("/", handler)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closer.Close() })
+
+	b := startBrowser(t, ts.URL+"/e2e/")
+	var got struct {
+		Why, Kind, Notice string
+		Seqs              []int
+		Broken            int
+		Gaps              []struct{ Sent, Now string }
+		GapRows           int
+	}
+	rp.wait(b, 60*time.Second, &got)
+	t.Logf("demo page: %+v", got)
+	if got.Why != "gap" {
+		t.Fatalf("the demo page never showed a gap: %+v", got)
+	}
+	if got.Kind != "gap" || !strings.Contains(got.Notice, "Gap: the route no longer held "+got.Gaps[0].Sent) || !strings.Contains(got.Notice, "events were lost") {
+		t.Errorf("shared notice %q (%s), want the gap, naming %s and the events lost", got.Notice, got.Kind, got.Gaps[0].Sent)
+	}
+	if len(got.Gaps) != 1 || got.GapRows != 1 || got.Broken != 0 {
+		t.Errorf("gaps %v, %d gap rows, %d breaks in the numbering; want one gap, one row, none", got.Gaps, got.GapRows, got.Broken)
+	}
+	// The events before the cut and after the gap are each in order; between
+	// them, more than the route keeps are missing.
+	jump := 0
+	for i := 1; i < len(got.Seqs); i++ {
+		if d := got.Seqs[i] - got.Seqs[i-1]; d != 1 {
+			if d <= cfg.replay || jump != 0 {
+				t.Errorf("page events %v: want one jump, of more than %d", got.Seqs, cfg.replay)
+			}
+			jump = d
+		}
 	}
 }
 
@@ -642,14 +791,17 @@ func TestBrowserDemoPage(t *testing.T) {
 //
 // Chromium's --screenshot is taken at the page's load event, and an
 // EventSource does not hold that back. So the page shot is a wrapper whose
-// iframe shows the demo and whose one image arrives only after a delay.
+// iframe shows the demo and whose one image arrives only after a delay. In
+// the meantime the wrapper uses the page as a visitor would: it has the
+// server cut the shared stream (which the browser resumes about 3 s later)
+// and sends itself two notifications.
 func TestScreenshot(t *testing.T) {
 	out := os.Getenv("HTTPSSE_SCREENSHOT")
 	if out == "" {
 		t.Skip("set HTTPSSE_SCREENSHOT=/path/to/demo.png to remake the screenshot")
 	}
 	needChromium(t)
-	const width, height = 1280, 690
+	const width, height = 1280, 1060
 	hold := 14 * time.Second
 
 	demo, closer := newDemo(defaultDemoConfig)
@@ -657,8 +809,18 @@ func TestScreenshot(t *testing.T) {
 	mux.Handle("/", demo)
 	mux.HandleFunc("GET /_shot/", servePage(fmt.Sprintf(`<!doctype html>
 <body style="margin:0;overflow:hidden">
-<iframe src="/" style="border:0;display:block;width:%dpx;height:%dpx"></iframe>
+<iframe id="demo" src="/" style="border:0;display:block;width:%dpx;height:%dpx"></iframe>
 <img src="/_shot/hold.gif" alt="" style="position:absolute;width:1px;height:1px;opacity:0">
+<script>
+const doc = () => document.getElementById("demo").contentDocument;
+function send(text) {
+  doc().getElementById("text").value = text;
+  doc().querySelector('#notify [data-role="send"] button').click();
+}
+setTimeout(() => doc().querySelector('#shared [data-role="cut"]').click(), 6000);
+setTimeout(() => send("Your build finished ✓"), 4000);
+setTimeout(() => send("Deploy to production started"), 9500);
+</script>
 </body>`, width, height)))
 	mux.HandleFunc("GET /_shot/hold.gif", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -691,4 +853,355 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
+}
+
+// startE2EServer serves mux over HTTP/1.1, or over HTTP/2 with TLS (the way
+// browsers speak it), and returns the flags Chromium needs for it.
+func startE2EServer(t *testing.T, mux http.Handler, http2 bool) (*httptest.Server, []string) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(mux)
+	var flags []string
+	if http2 {
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+		flags = append(flags, "--ignore-certificate-errors") // httptest's own certificate
+	} else {
+		ts.Start()
+	}
+	t.Cleanup(ts.Close)
+	return ts, flags
+}
+
+// cuttable serves route behind a context of its own for each request, so
+// that the test can end a response from the server's side, as a proxy
+// cutting the connection would. Each request is announced on arrivals.
+type cuttable struct {
+	route    httpsse.Route
+	arrivals chan arrival // capacity 16: more requests than any test expects
+	mu       sync.Mutex
+	cancels  map[string]context.CancelFunc // by ?who=
+}
+
+// arrival is one request to a cuttable route.
+type arrival struct {
+	who         string
+	lastEventID string
+	hasHeader   bool
+	proto       int
+}
+
+func newCuttable(route httpsse.Route) *cuttable {
+	return &cuttable{route: route, arrivals: make(chan arrival, 16), cancels: make(map[string]context.CancelFunc)}
+}
+
+func (c *cuttable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	who := r.URL.Query().Get("who")
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c.mu.Lock()
+	c.cancels[who] = cancel
+	c.mu.Unlock()
+	select {
+	case c.arrivals <- arrival{who, r.Header.Get("Last-Event-ID"), len(r.Header.Values("Last-Event-ID")) > 0, r.ProtoMajor}:
+	default:
+	}
+	c.route.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// cut ends the response of the latest request from who.
+func (c *cuttable) cut(who string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cancels[who]()
+}
+
+// next returns the next request's arrival, or fails the test after d.
+func (c *cuttable) next(t *testing.T, b *browser, d time.Duration) arrival {
+	t.Helper()
+	select {
+	case a := <-c.arrivals:
+		return a
+	case <-b.exited:
+		t.Fatalf("chromium exited; its output:\n%s", b.out.tail())
+	case <-time.After(d):
+		t.Fatalf("no request within %s; chromium's output:\n%s", d, b.out.tail())
+	}
+	return arrival{}
+}
+
+// resumePage records every event of one EventSource, and the last event ID
+// it had when its stream was lost; it reports when the "done" event comes.
+const resumePage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse e2e resume</title>
+<script>
+"use strict";
+const got = [], ids = [];
+let opens = 0, errors = 0, lastBeforeCut = null;
+const es = new EventSource("/e2e/stream?who=page");
+es.onmessage = (e) => { got.push(e.data); ids.push(e.lastEventId); };
+es.onopen = () => { opens++; };
+es.onerror = () => { errors++; if (lastBeforeCut === null) lastBeforeCut = ids.length ? ids[ids.length - 1] : ""; };
+es.addEventListener("done", () => {
+  es.close();
+  fetch("/e2e/report", {method: "POST", body: JSON.stringify({got, ids, opens, errors, lastBeforeCut})});
+});
+</script>
+`
+
+// TestBrowserResume has the server cut Chromium's EventSource stream while
+// events go on being published: the browser reconnects by itself with
+// Last-Event-ID, and the Route (Replay) sends what it missed, so the page
+// sees every event exactly once, in order.
+func TestBrowserResume(t *testing.T) {
+	needChromium(t)
+	t.Run("HTTP1", func(t *testing.T) { testBrowserResume(t, false) })
+	t.Run("HTTP2", func(t *testing.T) { testBrowserResume(t, true) })
+}
+
+func testBrowserResume(t *testing.T, http2 bool) {
+	const retry = 400 * time.Millisecond
+	route := httpsse.NewRoute(httpsse.Replay(10000))
+	t.Cleanup(func() { route.Close() })
+	stream := newCuttable(route)
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(resumePage))
+	mux.Handle("GET /e2e/stream", stream)
+	ts, flags := startE2EServer(t, mux, http2)
+
+	// The publisher numbers its events 1, 2, 3...: published is the last one.
+	var published atomic.Int64
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for n := int64(1); ; n++ {
+			err := route.PublishEvent(func(ew httpsse.EventWriter) error {
+				if n == 1 {
+					ew.WriteRetry(retry)
+				}
+				return ew.WriteData(strconv.FormatInt(n, 10))
+			})
+			if err != nil {
+				t.Errorf("PublishEvent(%d) = %v", n, err)
+				return
+			}
+			published.Store(n)
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		route.Close()
+		<-stopped
+	})
+	waitPublished := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); published.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the publisher did not reach event %d", n)
+			}
+		}
+	}
+
+	b := startBrowser(t, ts.URL+"/e2e/", flags...)
+	first := stream.next(t, b, 20*time.Second)
+	if first.hasHeader {
+		t.Errorf("first request sent Last-Event-ID %q, want none", first.lastEventID)
+	}
+	waitPublished(50)
+	cutAt := published.Load()
+	stream.cut("page")
+	second := stream.next(t, b, 10*time.Second)
+	backAt := published.Load()
+	waitPublished(backAt + 50)
+	close(stop)
+	<-stopped
+	if err := route.PublishEvent(func(ew httpsse.EventWriter) error {
+		ew.WriteEvent("done")
+		return ew.WriteData("done")
+	}); err != nil {
+		t.Fatalf("PublishEvent(done) = %v", err)
+	}
+	last := published.Load()
+
+	var got struct {
+		Got           []string `json:"got"`
+		IDs           []string `json:"ids"`
+		Opens         int      `json:"opens"`
+		Errors        int      `json:"errors"`
+		LastBeforeCut string   `json:"lastBeforeCut"`
+	}
+	rp.wait(b, 30*time.Second, &got)
+
+	t.Logf("cut at event %d; Chromium came back with Last-Event-ID %q when event %d was the last; %d events in all",
+		cutAt, second.lastEventID, backAt, last)
+	if want := map[bool]int{false: 1, true: 2}[http2]; second.proto != want {
+		t.Errorf("reconnection over HTTP/%d, want HTTP/%d", second.proto, want)
+	}
+	if second.lastEventID == "" || second.lastEventID != got.LastBeforeCut {
+		t.Errorf("reconnection sent Last-Event-ID %q, want the page's last event ID when the stream was cut, %q", second.lastEventID, got.LastBeforeCut)
+	}
+	// The page's events are 1..last, each once, in order.
+	bad := 0
+	for i := 0; i < len(got.Got) || i < int(last); i++ {
+		want := strconv.Itoa(i + 1)
+		if i >= int(last) {
+			want = "(none)"
+		}
+		g := "(none)"
+		if i < len(got.Got) {
+			g = got.Got[i]
+		}
+		if g != want {
+			if bad++; bad <= 10 {
+				t.Errorf("page event %d = %s, want %s", i, g, want)
+			}
+		}
+	}
+	if bad > 10 {
+		t.Errorf("... %d events wrong in all (page got %d, %d published)", bad, len(got.Got), last)
+	}
+	// Some events were published after the page's last one and before it came
+	// back: they reached the page by replay.
+	at := -1
+	for i, id := range got.IDs {
+		if id == got.LastBeforeCut {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatalf("the page's last event ID before the cut, %q, is not among its events", got.LastBeforeCut)
+	}
+	if missed := backAt - int64(at+1); missed < 10 {
+		t.Errorf("only %d events were published while the page was away, want enough to show a replay", missed)
+	} else {
+		t.Logf("the page had %d events when its stream was cut; the %d published while it was away were replayed", at+1, missed)
+	}
+	if got.Opens != 2 || got.Errors != 1 {
+		t.Errorf("EventSource opened %d times with %d errors, want 2 and 1", got.Opens, got.Errors)
+	}
+	if st := httpsse.StatsOf(route); st.Replays != 1 || st.Gaps != 0 {
+		t.Errorf("Stats = %+v, want Replays 1, Gaps 0", st)
+	}
+}
+
+// gapPage opens two EventSources on the same Route: "a" listens for the gap
+// event, "b" does not (it has only onmessage, and a listener for "done").
+// Each records what it dispatches, and the page reports when both have "done".
+const gapPage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse e2e gap</title>
+<script>
+"use strict";
+const seen = {a: {messages: [], gaps: [], lastBeforeCut: null}, b: {messages: [], gaps: [], lastBeforeCut: null}};
+let done = 0;
+for (const who of ["a", "b"]) {
+  const es = new EventSource("/e2e/stream?who=" + who), s = seen[who];
+  let last = "";
+  es.onmessage = (e) => { s.messages.push({type: e.type, data: e.data, id: e.lastEventId}); last = e.lastEventId; };
+  es.onerror = () => { if (s.lastBeforeCut === null) s.lastBeforeCut = last; };
+  if (who === "a") es.addEventListener("gap", (e) => s.gaps.push({type: e.type, data: e.data, id: e.lastEventId}));
+  es.addEventListener("done", () => {
+    es.close();
+    if (++done === 2) fetch("/e2e/report", {method: "POST", body: JSON.stringify(seen)});
+  });
+}
+</script>
+`
+
+// TestBrowserGapEvent cuts two EventSources and publishes more events than the
+// Route keeps before they come back: the one that listens for "gap" gets the
+// gap event, naming the Last-Event-ID it sent; the one that does not never
+// sees it (onmessage does not fire for it). Both resume where the gap event
+// said, with the live events.
+func TestBrowserGapEvent(t *testing.T) {
+	needChromium(t)
+	const keep = 5
+	route := httpsse.NewRoute(httpsse.Replay(keep))
+	t.Cleanup(func() { route.Close() })
+	stream := newCuttable(route)
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(gapPage))
+	mux.Handle("GET /e2e/stream", stream)
+	ts, _ := startE2EServer(t, mux, false)
+
+	publish := func(n int, name string) {
+		t.Helper()
+		if err := route.PublishEvent(func(ew httpsse.EventWriter) error {
+			if n == 1 {
+				ew.WriteRetry(300 * time.Millisecond)
+			}
+			if name != "" {
+				ew.WriteEvent(name)
+			}
+			ew.WriteID(fmt.Sprintf("e-%d", n))
+			return ew.WriteData(strconv.Itoa(n))
+		}); err != nil {
+			t.Fatalf("PublishEvent(%d) = %v", n, err)
+		}
+	}
+	// A request is announced before the Route attaches it: wait for that too,
+	// so that the events below are live for both EventSources.
+	attached := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); httpsse.StatsOf(route).Subscribers != 2; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Subscribers = %d, want 2", httpsse.StatsOf(route).Subscribers)
+			}
+		}
+	}
+	b := startBrowser(t, ts.URL+"/e2e/")
+	stream.next(t, b, 20*time.Second)
+	stream.next(t, b, 5*time.Second)
+	attached()
+	for n := 1; n <= 3; n++ {
+		publish(n, "")
+	}
+	// Cut both once the page has event 3: its EventSources come back after
+	// the retry: time (300ms), by when events 4..23 are no longer all kept.
+	time.Sleep(200 * time.Millisecond)
+	stream.cut("a")
+	stream.cut("b")
+	for n := 4; n <= 23; n++ {
+		publish(n, "")
+	}
+	for range 2 {
+		if a := stream.next(t, b, 10*time.Second); a.lastEventID != "e-3" {
+			t.Errorf("%s came back with Last-Event-ID %q, want e-3", a.who, a.lastEventID)
+		}
+	}
+	attached()
+	publish(24, "")
+	publish(25, "")
+	publish(26, "done")
+
+	type record struct{ Type, Data, ID string }
+	var got map[string]struct {
+		Messages      []record
+		Gaps          []record
+		LastBeforeCut string
+	}
+	rp.wait(b, 30*time.Second, &got)
+	want := []record{{"message", "1", "e-1"}, {"message", "2", "e-2"}, {"message", "3", "e-3"}, {"message", "24", "e-24"}, {"message", "25", "e-25"}}
+	for _, who := range []string{"a", "b"} {
+		if !reflect.DeepEqual(got[who].Messages, want) {
+			t.Errorf("EventSource %s: onmessage saw %v, want %v (no gap event among them)", who, got[who].Messages, want)
+		}
+	}
+	if want := []record{{"gap", "e-3", "e-23"}}; !reflect.DeepEqual(got["a"].Gaps, want) {
+		t.Errorf("EventSource a: gap listener saw %v, want %v", got["a"].Gaps, want)
+	}
+	if st := httpsse.StatsOf(route); st.Gaps != 2 || st.Replays != 0 {
+		t.Errorf("Stats = %+v, want Gaps 2, Replays 0", st)
+	}
 }

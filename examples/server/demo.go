@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/reiver/go-httpsse"
 )
@@ -24,6 +28,8 @@ var indexHTML []byte
 type demoConfig struct {
 	tick      time.Duration // shared route: time between two events
 	heartbeat time.Duration // shared route: time between two heartbeats
+	replay    int           // shared route: how many events it keeps for returning subscribers
+	longCut   time.Duration // shared route: how long "cut for longer" keeps a page away
 	status    time.Duration // per-request stream: time between two "status" events
 	streamRun int           // per-request stream: "status" events before the server ends the stream
 	retry     time.Duration // per-request stream: the reconnection time sent with retry:
@@ -32,62 +38,103 @@ type demoConfig struct {
 var defaultDemoConfig = demoConfig{
 	tick:      1500 * time.Millisecond,
 	heartbeat: 5 * time.Second,
+	replay:    12,
+	longCut:   20 * time.Second,
 	status:    1 * time.Second,
 	streamRun: 6,
 	retry:     2 * time.Second,
 }
 
-// demo serves the page and its two event streams:
+// Limits of what a page may send.
+const (
+	maxClientLen = 64  // the client token of /events?client= and /cut?client=
+	maxUserLen   = 32  // a user name of /notify?user=
+	maxTextLen   = 280 // a notification's text
+	maxAway      = 256 // pages kept away by "cut for longer" at once
+)
+
+// demo serves the page, its event streams and their controls:
 //
-//	GET /        the page (index.html, embedded)
-//	GET /events  one shared Route: every tab sees the same events
-//	GET /stream  a new Route per request (the original README's pattern)
+//	GET  /                  the page (index.html, embedded)
+//	GET  /events?client=C   one shared Route with Replay: every tab sees the same events
+//	POST /cut?client=C      ends the /events responses of the page whose token is C
+//	GET  /stream            a new Route per request (the original README's pattern)
+//	GET  /notify?user=U     the user's topic of a Topics: per-user notifications
+//	POST /notify            publishes a notification (form fields user and text)
+//	GET  /stats?client=C    StatsOf the shared Route and of the topics, as JSON
 type demo struct {
 	cfg     demoConfig
 	shared  httpsse.Route
-	clients atomic.Int64 // subscribers of the shared route now
+	notify  *httpsse.Topics
+	boot    string        // this run's part of the shared route's event IDs
+	seq     atomic.Uint64 // number of the last event published on the shared route
 	started time.Time
+
+	mu    sync.Mutex
+	conns map[string][]*sharedConn // the open /events responses, by client token
+	away  map[string]time.Time     // tokens whose next /events waits until then ("cut for longer")
 
 	ctx    context.Context // done once the demo is closed
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the shared route's publishers
+	wg     sync.WaitGroup // the shared route's publisher
 	once   sync.Once
 }
 
-// newDemo starts the demo's publishers and returns its handler, and a Closer
-// that ends every stream and stops the publishers. Close it on shutdown:
+// sharedConn is one open /events response.
+type sharedConn struct {
+	cancel      context.CancelFunc // ends the response (what /cut calls)
+	lastEventID string             // the Last-Event-ID the browser sent
+	backAt      uint64             // the shared route's last event number when the request arrived
+}
+
+// newDemo starts the demo's publisher and returns its handler, and a Closer
+// that ends every stream and stops the publisher. Close it on shutdown:
 //
 //	srv.RegisterOnShutdown(func() { closer.Close() })
 func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
-	d := &demo{cfg: cfg, shared: httpsse.NewRoute(), started: time.Now()}
+	var b [4]byte
+	rand.Read(b[:])
+	d := &demo{
+		cfg: cfg,
+		// The shared route keeps its last events, so that a page that lost its
+		// stream gets what it missed when EventSource reconnects with
+		// Last-Event-ID; and it publishes whether or not anyone is watching.
+		shared:  httpsse.NewRoute(httpsse.Replay(cfg.replay), httpsse.WaitForSubscriber(false)),
+		notify:  httpsse.NewTopics(httpsse.Replay(20)),
+		boot:    strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])),
+		started: time.Now(),
+		conns:   make(map[string][]*sharedConn),
+		away:    make(map[string]time.Time),
+	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
 	// Comments keep proxies from timing the stream out, but EventSource never
 	// shows them, so the page also gets a named "heartbeat" event.
 	hb := httpsse.HeartBeat(cfg.heartbeat, d.shared)
-	d.wg.Add(2)
+	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer hb.Close()
-		d.publishTicks()
-	}()
-	go func() {
-		defer d.wg.Done()
-		d.publishHeartbeats()
+		d.publish()
 	}()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", serveIndex)
 	mux.HandleFunc("GET /events", d.serveShared)
+	mux.HandleFunc("POST /cut", d.serveCut)
 	mux.HandleFunc("GET /stream", d.serveStream)
+	mux.HandleFunc("GET /notify", d.serveNotifications)
+	mux.HandleFunc("POST /notify", d.serveSend)
+	mux.HandleFunc("GET /stats", d.serveStats)
 	return mux, d
 }
 
-// Close ends every stream of the demo and waits for its publishers.
+// Close ends every stream of the demo and waits for its publisher.
 func (d *demo) Close() error {
 	d.once.Do(func() {
 		d.cancel()
 		d.shared.Close()
+		d.notify.Close()
 		d.wg.Wait()
 	})
 	return nil
@@ -99,82 +146,258 @@ func serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Write(indexHTML)
 }
 
-// serveShared mounts the one shared Route; it only counts subscribers, so
-// that the events can say how many tabs are watching.
-func (d *demo) serveShared(w http.ResponseWriter, r *http.Request) {
-	d.clients.Add(1)
-	defer d.clients.Add(-1)
-	d.shared.ServeHTTP(w, r)
+// validToken reports whether s is a client token or user name the demo
+// accepts: 1 to max letters, digits, '-' or '_'.
+func validToken(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for _, c := range s {
+		if c != '-' && c != '_' && (c > unicode.MaxASCII || !unicode.IsLetter(c) && !unicode.IsDigit(c)) {
+			return false
+		}
+	}
+	return true
 }
 
-// publishTicks publishes the shared route's events until the route is closed.
-// PublishEvent waits for the first subscriber, so nothing is lost before the
-// first tab connects.
-func (d *demo) publishTicks() {
-	t := time.NewTicker(d.cfg.tick)
+// serveShared mounts the shared Route behind a context of its own, which
+// /cut cancels: the Route then ends the response as if the client had gone,
+// and the browser reconnects with Last-Event-ID.
+func (d *demo) serveShared(w http.ResponseWriter, r *http.Request) {
+	client := r.URL.Query().Get("client")
+	if client == "" {
+		d.shared.ServeHTTP(w, r)
+		return
+	}
+	if !validToken(client, maxClientLen) {
+		http.Error(w, fmt.Sprintf("demo: client must be 1 to %d letters, digits, '-' or '_'", maxClientLen), http.StatusBadRequest)
+		return
+	}
+	if !d.stayAway(r.Context(), client) {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := &sharedConn{cancel: cancel, lastEventID: r.Header.Get("Last-Event-ID"), backAt: d.seq.Load()}
+	d.mu.Lock()
+	d.conns[client] = append(d.conns[client], c)
+	d.mu.Unlock()
+	defer d.forget(client, c)
+	d.shared.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// stayAway holds a request of a page cut "for longer" until its time is up.
+// It reports false when the request or the demo ended first.
+func (d *demo) stayAway(ctx context.Context, client string) bool {
+	d.mu.Lock()
+	until, ok := d.away[client]
+	delete(d.away, client)
+	d.mu.Unlock()
+	if !ok {
+		return true
+	}
+	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
-	for n := 1; ; n++ {
-		err := d.shared.PublishEvent(func(ew httpsse.EventWriter) error {
-			return d.writeTick(ew, n)
-		})
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-d.ctx.Done():
+	}
+	return false
+}
+
+func (d *demo) forget(client string, c *sharedConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := d.conns[client]
+	for i, x := range list {
+		if x == c {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(d.conns, client)
+	} else {
+		d.conns[client] = list
+	}
+}
+
+// serveCut ends the /events responses of one page (?client=), as a proxy
+// that cuts a connection would. With long=1 the page's next request is also
+// held for cfg.longCut, longer than the shared route keeps events, so that it
+// comes back to a gap. It answers with how many responses it ended.
+func (d *demo) serveCut(w http.ResponseWriter, r *http.Request) {
+	client := r.URL.Query().Get("client")
+	if !validToken(client, maxClientLen) {
+		http.Error(w, fmt.Sprintf("demo: client must be 1 to %d letters, digits, '-' or '_'", maxClientLen), http.StatusBadRequest)
+		return
+	}
+	d.mu.Lock()
+	conns := d.conns[client]
+	if len(conns) > 0 && r.URL.Query().Get("long") == "1" {
+		now := time.Now()
+		for k, until := range d.away {
+			if now.After(until) {
+				delete(d.away, k) // its page never came back
+			}
+		}
+		if len(d.away) >= maxAway {
+			d.mu.Unlock()
+			http.Error(w, "demo: too many pages are away already; try again later", http.StatusServiceUnavailable)
+			return
+		}
+		d.away[client] = now.Add(d.cfg.longCut)
+	}
+	for _, c := range conns {
+		c.cancel()
+	}
+	d.mu.Unlock()
+	writeJSON(w, map[string]any{"cut": len(conns), "seq": d.seq.Load()})
+}
+
+// publish publishes the shared route's events until the demo is closed.
+// Each event's ID is this run's boot tag and the event's number, so a page
+// can check that it saw every event once, in order; and an ID from an earlier
+// run is never mistaken for one of this run.
+func (d *demo) publish() {
+	tick := time.NewTicker(d.cfg.tick)
+	defer tick.Stop()
+	beat := time.NewTicker(d.cfg.heartbeat)
+	defer beat.Stop()
+	ticks := 0
+	for n := uint64(1); ; n++ {
+		var fn func(httpsse.EventWriter) error
+		select {
+		case <-tick.C:
+			ticks++
+			watching := httpsse.StatsOf(d.shared).Subscribers
+			fn = func(ew httpsse.EventWriter) error { return d.writeTick(ew, n, ticks, watching) }
+		case <-beat.C:
+			fn = func(ew httpsse.EventWriter) error {
+				ew.WriteEvent("heartbeat")
+				ew.WriteID(d.eventID(n))
+				return ew.WriteData(time.Now().UTC().Format(time.TimeOnly))
+			}
+		case <-d.ctx.Done():
+			return
+		}
+		err := d.shared.PublishEvent(fn)
 		if errors.Is(err, httpsse.ErrClosed) {
 			return
 		}
 		if err != nil {
 			log.Printf("publish: %v", err)
 		}
-		// The first PublishEvent may have waited long for a subscriber:
-		// count the interval from now, not from a stale tick.
-		t.Reset(d.cfg.tick)
-		select {
-		case <-t.C:
-		case <-d.ctx.Done():
-			return
-		}
+		d.seq.Store(n)
 	}
 }
 
-// writeTick writes the shared route's event number n. Most are "tick"
-// events; every fifth is a "note" with multi-line data and every seventh has
-// no event name, so the browser dispatches it as "message".
+func (d *demo) eventID(n uint64) string { return d.boot + "-" + strconv.FormatUint(n, 10) }
+
+// writeTick writes the shared route's event number n, its tick number k, for
+// a route with the given number of subscribers.
+// Most are "tick" events; every fifth tick is a "note" with multi-line data
+// and every seventh has no event name, so the browser dispatches it as
+// "message".
 //
 // Only the last Write's error needs returning: a failed Write spoils the
 // whole event anyway (PublishEvent then sends nothing and returns the error).
-func (d *demo) writeTick(ew httpsse.EventWriter, n int) error {
-	id := strconv.Itoa(n)
+func (d *demo) writeTick(ew httpsse.EventWriter, n uint64, k, watching int) error {
+	ew.WriteID(d.eventID(n))
 	switch {
-	case n%7 == 0:
-		ew.WriteID(id)
+	case k%7 == 0:
 		return ew.WriteData(fmt.Sprintf("event %d has no name, so EventSource calls it \"message\"", n))
-	case n%5 == 0:
+	case k%5 == 0:
 		ew.WriteEvent("note")
-		ew.WriteID(id)
 		return ew.WriteData("one WriteData with line breaks…\n…becomes several data: lines\n…and arrives as one string ✓")
 	default:
 		ew.WriteEvent("tick")
-		ew.WriteID(id)
 		return ew.WriteData(fmt.Sprintf(`{"n":%d,"watching":%d,"uptime":"%s"}`,
-			n, d.clients.Load(), time.Since(d.started).Round(time.Second)))
+			n, watching, time.Since(d.started).Round(time.Second)))
 	}
 }
 
-func (d *demo) publishHeartbeats() {
-	t := time.NewTicker(d.cfg.heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-d.ctx.Done():
-			return
-		}
-		err := d.shared.PublishEvent(func(ew httpsse.EventWriter) error {
-			ew.WriteEvent("heartbeat")
-			return ew.WriteData(time.Now().UTC().Format(time.TimeOnly))
-		})
-		if errors.Is(err, httpsse.ErrClosed) {
-			return
-		}
+// serveNotifications subscribes to one user's notifications: the user's
+// topic, made on first use.
+func (d *demo) serveNotifications(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	if !validToken(user, maxUserLen) {
+		http.Error(w, fmt.Sprintf("demo: user must be 1 to %d letters, digits, '-' or '_'", maxUserLen), http.StatusBadRequest)
+		return
 	}
+	d.notify.Route(user).ServeHTTP(w, r)
+}
+
+// serveSend publishes a notification to a user's topic. It never waits: a
+// topic with no subscriber keeps the event for a while (Replay) or drops it.
+func (d *demo) serveSend(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "demo: reading the form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	user, text := r.PostFormValue("user"), strings.TrimSpace(r.PostFormValue("text"))
+	switch {
+	case !validToken(user, maxUserLen):
+		http.Error(w, fmt.Sprintf("demo: user must be 1 to %d letters, digits, '-' or '_'", maxUserLen), http.StatusBadRequest)
+		return
+	case text == "" || len(text) > maxTextLen:
+		http.Error(w, fmt.Sprintf("demo: text must be 1 to %d bytes", maxTextLen), http.StatusBadRequest)
+		return
+	}
+	route := d.notify.Route(user)
+	err := route.PublishEvent(func(ew httpsse.EventWriter) error {
+		ew.WriteEvent("notification")
+		return ew.WriteData(text) // a line break in text becomes several data: lines
+	})
+	if err != nil {
+		http.Error(w, "demo: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, map[string]any{"user": user, "subscribers": httpsse.StatsOf(route).Subscribers})
+}
+
+// demoStats is what /stats answers.
+type demoStats struct {
+	Shared  httpsse.Stats `json:"shared"`
+	Seq     uint64        `json:"seq"`     // number of the shared route's last event
+	Topics  int           `json:"topics"`  // notification topics alive now
+	Notify  httpsse.Stats `json:"notify"`  // the topics' Stats, added up
+	Replay  int           `json:"replay"`  // how many events the shared route keeps
+	LongCut string        `json:"longCut"` // how long "cut for longer" keeps a page away
+	// Client is the page's (?client=) open /events response, if any.
+	Client *clientStats `json:"client,omitempty"`
+}
+
+type clientStats struct {
+	LastEventID string `json:"lastEventID"` // the Last-Event-ID its browser sent
+	BackAt      uint64 `json:"backAt"`      // the shared route's last event number when it arrived
+}
+
+func (d *demo) serveStats(w http.ResponseWriter, r *http.Request) {
+	st := demoStats{
+		Shared:  httpsse.StatsOf(d.shared),
+		Seq:     d.seq.Load(),
+		Topics:  d.notify.Len(),
+		Notify:  d.notify.Stats(),
+		Replay:  d.cfg.replay,
+		LongCut: d.cfg.longCut.String(),
+	}
+	d.mu.Lock()
+	if conns := d.conns[r.URL.Query().Get("client")]; len(conns) > 0 {
+		c := conns[len(conns)-1]
+		st.Client = &clientStats{LastEventID: c.lastEventID, BackAt: c.backAt}
+	}
+	d.mu.Unlock()
+	writeJSON(w, st)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(v)
 }
 
 // serveStream is the original README's pattern: a new Route for each
