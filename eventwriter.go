@@ -44,6 +44,32 @@ type encoder struct {
 	buf  []byte
 	err  error
 	done bool
+	// fields is set once a field other than a comment is written: only then is it an event
+	// (a block of comments alone, such as a heartbeat, is not one, and gets no ID).
+	fields bool
+	hasID  bool
+	id     string // the value of the last WriteID, which is the event's ID
+}
+
+// AppendEvent runs fn with an [EventWriter] like the one [Route.PublishEvent] hands out and
+// appends the event it writes to b, in wire form, ending with the blank line. It applies the
+// same validation: if fn returns an error, or any of its Write calls failed, it returns b
+// unchanged and that error. It is for sending or storing events without a Route, as a
+// [History] over another log does.
+func AppendEvent(b []byte, fn func(EventWriter) error) ([]byte, error) {
+	if fn == nil {
+		return b, errors.New("httpsse: AppendEvent called with a nil function")
+	}
+	e := &encoder{buf: b}
+	err := fn(e)
+	out, encErr := e.finish()
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		return b, err
+	}
+	return out, nil
 }
 
 func (e *encoder) WriteComment(s string) error {
@@ -65,6 +91,7 @@ func (e *encoder) WriteData(s string) error {
 		return e.fail(err)
 	}
 	e.buf = appendLines(e.buf, "data: ", "data:", s)
+	e.fields = true
 	return nil
 }
 
@@ -76,6 +103,7 @@ func (e *encoder) WriteEvent(s string) error {
 		return e.fail(err)
 	}
 	e.buf = appendField(e.buf, "event: ", s)
+	e.fields = true
 	return nil
 }
 
@@ -88,6 +116,7 @@ func (e *encoder) WriteID(s string) error {
 		return e.fail(err)
 	}
 	e.buf = appendField(e.buf, "id: ", s)
+	e.fields, e.hasID, e.id = true, true, s
 	return nil
 }
 
@@ -101,6 +130,7 @@ func (e *encoder) WriteRetry(d time.Duration) error {
 	e.buf = append(e.buf, "retry: "...)
 	e.buf = strconv.AppendInt(e.buf, d.Milliseconds(), 10)
 	e.buf = append(e.buf, '\n')
+	e.fields = true
 	return nil
 }
 

@@ -4,11 +4,9 @@ package httpsse
 // the event, or the error that would keep PublishEvent from sending it. It lets the external
 // tests (hostile_test.go) check the raw encoder as well as what a Route writes.
 func EncodeEvent(fn func(EventWriter) error) ([]byte, error) {
-	e := &encoder{}
-	err := fn(e)
-	b, encErr := e.finish()
+	b, err := AppendEvent(nil, fn)
 	if err != nil {
 		return nil, err
 	}
-	return b, encErr
+	return b, nil
 }

@@ -21,6 +21,8 @@ type output struct {
 	cutBy     atomic.Int64
 	noTimeout bool // the ResponseWriter has no deadlines (like httptest.ResponseRecorder)
 	cleared   bool // no deadline is set
+	// timedOut is set when a write failed after its deadline had passed.
+	timedOut bool
 	// keep is set on HTTP/1.x, where a deadline that passes while no write is under way
 	// does no harm (the next write sets its own), so send leaves it in place instead of
 	// lifting it after every write; ServeHTTP sets a fresh one when it returns, for the
@@ -45,6 +47,14 @@ func (o *output) cut(t time.Time) {
 // deadline, then lifts the deadline unless keep is set: on HTTP/2 a deadline left in place
 // resets the stream when it passes, even while idle.
 func (o *output) send(p []byte) error {
+	err := o.write(p)
+	if err != nil && o.until != 0 && time.Now().UnixNano() >= o.until {
+		o.timedOut = true
+	}
+	return err
+}
+
+func (o *output) write(p []byte) error {
 	for {
 		n := min(len(p), maxWrite)
 		o.setWriteDeadline()

@@ -81,6 +81,13 @@ var errNilPublish = errors.New("httpsse: PublishEvent called with a nil function
 type routeConfig struct {
 	writeTimeout   time.Duration
 	maxQueuedBytes int
+	waitFirst      bool
+	replay         int
+	replayMaxBytes int
+	gapEvent       string
+	history        History
+	onDrop         func(*http.Request, error)
+	topicIdle      time.Duration
 }
 
 // RouteOption configures a [Route] made by [NewRoute].
@@ -104,16 +111,52 @@ func MaxQueuedBytes(n int) RouteOption {
 	return func(c *routeConfig) { c.maxQueuedBytes = n }
 }
 
-// NewRoute returns a new, open [Route] with no subscribers.
-func NewRoute(opts ...RouteOption) Route {
-	cfg := routeConfig{writeTimeout: DefaultWriteTimeout, maxQueuedBytes: DefaultMaxQueuedBytes}
+// WaitForSubscriber sets whether [Route.PublishEvent] waits for the Route's first subscriber
+// before its first event. It does by default, which the per-request pattern needs: the
+// handler starts a goroutine that publishes right away, and its first events must not be
+// lost before ServeHTTP has attached the request. A shared Route mounted at start-up, or a
+// Route made on demand for a publisher (one per user, say), must not hold its publisher until
+// someone connects: WaitForSubscriber(false) makes PublishEvent return at once, and an event
+// published while nobody listens goes to nobody (or, with [Replay], is retained).
+func WaitForSubscriber(on bool) RouteOption {
+	return func(c *routeConfig) { c.waitFirst = on }
+}
+
+// config applies opts to the defaults. A nil option is skipped.
+func config(opts []RouteOption) routeConfig {
+	cfg := routeConfig{
+		writeTimeout:   DefaultWriteTimeout,
+		maxQueuedBytes: DefaultMaxQueuedBytes,
+		waitFirst:      true,
+		replayMaxBytes: DefaultReplayMaxBytes,
+		gapEvent:       DefaultGapEvent,
+		topicIdle:      DefaultTopicIdle,
+	}
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt != nil {
+			opt(&cfg)
+		}
 	}
 	if cfg.maxQueuedBytes <= 0 {
 		cfg.maxQueuedBytes = DefaultMaxQueuedBytes
 	}
-	return &broadcaster{
+	if cfg.replayMaxBytes <= 0 {
+		cfg.replayMaxBytes = DefaultReplayMaxBytes
+	}
+	if cfg.replay > 0 {
+		cfg.maxQueuedBytes = max(cfg.maxQueuedBytes, cfg.replayMaxBytes)
+	}
+	return cfg
+}
+
+// NewRoute returns a new, open [Route] with no subscribers, configured by opts (a nil
+// option is skipped).
+func NewRoute(opts ...RouteOption) Route {
+	return newBroadcaster(config(opts))
+}
+
+func newBroadcaster(cfg routeConfig) *broadcaster {
+	r := &broadcaster{
 		cfg:        cfg,
 		publishing: make(chan struct{}, 1),
 		closed:     make(chan struct{}),
@@ -121,6 +164,13 @@ func NewRoute(opts ...RouteOption) Route {
 		headerJobs: make(chan *headerJob),
 		compactAt:  minCompact,
 	}
+	if cfg.replay > 0 {
+		r.retain = newRetention(cfg)
+	}
+	if !cfg.waitFirst {
+		r.attachOnce.Do(func() { close(r.attached) })
+	}
+	return r
 }
 
 // broadcaster is the Route. Published events are appended to one log of bytes shared by all
@@ -156,6 +206,10 @@ type broadcaster struct {
 	// subscribers in idleWriters, and ends when that subscriber is detached.
 	headerJobs  chan *headerJob
 	idleWriters []*subscriber
+
+	retain *retention // nil without Replay
+	stats  Stats      // Subscribers is len(subs), filled in by Stats
+	ended  uint64     // how many subscribers have been detached
 }
 
 // subscriber is one ServeHTTP call. Its fields but out are guarded by broadcaster.mu.
@@ -164,6 +218,7 @@ type subscriber struct {
 	index   int32 // position in broadcaster.subs; -1 once detached
 	dropped bool
 	out     output
+	resume  resume // how it starts, when it came back with a Last-Event-ID
 }
 
 func (r *broadcaster) Close() error {
@@ -223,6 +278,14 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 	start := len(r.log)
 	enc := &encoder{buf: r.log}
 	err := fn(enc)
+	var id string
+	if enc.err == nil && enc.fields && r.retain != nil {
+		if enc.hasID {
+			id = enc.id
+		} else {
+			enc.buf, id = r.retain.appendID(enc.buf)
+		}
+	}
 	log, encErr := enc.finish()
 	if err == nil {
 		err = encErr
@@ -236,8 +299,17 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 
 	r.mu.Lock()
 	r.log = log
-	if len(r.subs) == 0 || len(r.log) >= r.compactAt {
-		r.compact(r.base + int64(start))
+	begin, end := r.base+int64(start), r.base+int64(len(log))
+	if enc.fields {
+		r.stats.Published++
+		if r.retain != nil {
+			r.retain.add(begin, end, id)
+		}
+	}
+	// With nobody to send to and nothing retained the log can go at once; otherwise it is
+	// released once it has doubled, so that the bytes kept are copied only now and then.
+	if len(r.subs) == 0 && r.retain == nil || len(r.log) >= r.compactAt {
+		r.compact(begin)
 	}
 	r.wakeWaiters()
 	r.mu.Unlock()
@@ -265,10 +337,14 @@ func (r *broadcaster) compact(event int64) {
 		}
 		if event-s.next > int64(r.cfg.maxQueuedBytes) {
 			s.dropped = true
+			r.stats.DroppedBehind++
 			s.out.cut(time.Now())
 			continue
 		}
 		low = min(low, s.next)
+	}
+	if r.retain != nil {
+		low = min(low, r.retain.start(head))
 	}
 	if low > r.base {
 		// A new array: a subscriber may still be writing from the old one.
@@ -283,15 +359,15 @@ func (r *broadcaster) compact(event int64) {
 	r.compactAt = max(2*len(r.log), minCompact)
 }
 
-// attach adds s, which will receive the events published from now on, or returns false
-// when the Route is closed.
-func (r *broadcaster) attach(s *subscriber) bool {
+// attach adds s, which will receive the events published from now on (or, with Replay, from
+// where lastEventID says), or returns false when the Route is closed.
+func (r *broadcaster) attach(s *subscriber, lastEventID string) bool {
 	r.mu.Lock()
 	if r.isClosed() {
 		r.mu.Unlock()
 		return false
 	}
-	s.next = r.base + int64(len(r.log))
+	s.resume = r.place(s, lastEventID)
 	s.index = int32(len(r.subs))
 	r.subs = append(r.subs, s)
 	r.mu.Unlock()
@@ -307,6 +383,7 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
 	s.index = -1
+	r.ended++
 	release := r.releaseWriter(s)
 	r.mu.Unlock()
 	if release {
@@ -347,8 +424,11 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if s == nil {
 		return
 	}
-	defer r.end(s)
+	defer r.end(s, req)
 	if err := r.sendHeaders(s); err != nil {
+		return
+	}
+	if s.resume != (resume{}) && !r.catchUp(s, req, s.resume) {
 		return
 	}
 	gone := req.Context().Done()
@@ -399,7 +479,7 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
-	if !r.attach(s) {
+	if !r.attach(s, req.Header.Get("Last-Event-ID")) {
 		w.WriteHeader(http.StatusNoContent)
 		s.out.end()
 		return nil
@@ -423,8 +503,12 @@ func (r *broadcaster) pump(s *subscriber) (published <-chan struct{}, ok bool) {
 	}
 }
 
-// end detaches the subscriber when its ServeHTTP returns.
-func (r *broadcaster) end(s *subscriber) {
+// end detaches the subscriber when its ServeHTTP returns, and reports its drop, if it was
+// dropped.
+func (r *broadcaster) end(s *subscriber, req *http.Request) {
 	r.detach(s)
 	s.out.end()
+	if err := r.dropReason(s); err != nil && r.cfg.onDrop != nil {
+		r.cfg.onDrop(req, err)
+	}
 }
