@@ -91,6 +91,22 @@ func writeEntry(w httpsse.EventWriter, id string, values map[string]interface{})
 	return w.WriteID(id)
 }
 
+// isEvent reports whether a stream entry holds an event written by this package. Entries
+// that other programs append to the stream are skipped.
+func isEvent(values map[string]interface{}) bool {
+	fields, ok := values[entryField].(string)
+	return ok && writeFields(discard{}, fields) == nil
+}
+
+// discard is an EventWriter that accepts anything and writes nothing.
+type discard struct{}
+
+func (discard) WriteComment(string) error      { return nil }
+func (discard) WriteData(string) error         { return nil }
+func (discard) WriteEvent(string) error        { return nil }
+func (discard) WriteID(string) error           { return nil }
+func (discard) WriteRetry(time.Duration) error { return nil }
+
 // entryID is a Redis stream entry ID, "<milliseconds>-<sequence number>".
 type entryID struct{ ms, seq uint64 }
 
