@@ -113,8 +113,16 @@ func (rd *reader) removeFeed(f *feed) {
 	}
 	close(rd.stop)
 	if rd.own {
-		// Closing the connection ends an XREAD at once, even when Redis is unreachable.
-		_ = rd.conn.Close()
+		// Unblocked, the XREAD returns and the loop ends. The loop may be between two reads,
+		// or Redis unreachable: then closing the connection ends the XREAD at once.
+		rd.unblock()
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-rd.done:
+		case <-t.C:
+			_ = rd.conn.Close()
+		}
+		t.Stop()
 	}
 	<-rd.done
 }
@@ -169,18 +177,24 @@ func (rd *reader) wake() {
 		rd.mu.Lock()
 		caught := rd.readGen >= gen
 		rd.mu.Unlock()
-		id := rd.connID.Load()
-		if caught || id == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		n, err := rd.client.ClientUnblock(ctx, id).Result()
-		cancel()
-		if err != nil || n == 1 {
+		if caught || rd.unblock() {
 			return
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// unblock ends the XREAD of the loop, if it is blocked in one, and reports whether it was,
+// or whether it cannot be told.
+func (rd *reader) unblock() bool {
+	id := rd.connID.Load()
+	if id == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := rd.client.ClientUnblock(ctx, id).Result()
+	return err != nil || n == 1
 }
 
 func (rd *reader) stopped() bool {
