@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -25,8 +26,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 const defaultRedis = "localhost:6379"
@@ -116,8 +115,24 @@ func findRedis() (addr string, cleanup func(), err error) {
 	return addr, cleanup, nil
 }
 
+// ping checks that a Redis answers at addr, with a bare connection (go-redis would log
+// the failures).
 func ping(addr string) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	return c.Ping(context.Background()).Err()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("%s answered PING with %q", addr, line)
+	}
+	return nil
 }
