@@ -33,6 +33,26 @@ type tally struct {
 	last     int64
 	lat      []int64
 	finished chan struct{}
+	counts   []*atomic.Int64 // events each subscriber has received, for diagnostics
+}
+
+func (t *tally) newCount() *atomic.Int64 {
+	c := new(atomic.Int64)
+	t.mu.Lock()
+	t.counts = append(t.counts, c)
+	t.mu.Unlock()
+	return c
+}
+
+// behind describes the subscribers that have fewer than want events.
+func (t *tally) behind(want int) string {
+	var b []string
+	for i, c := range t.counts {
+		if n := c.Load(); n < int64(want) {
+			b = append(b, fmt.Sprintf("subscriber %d has %d", i, n))
+		}
+	}
+	return strings.Join(b, ", ")
 }
 
 func (t *tally) expect(phase string, n int) <-chan struct{} {
@@ -67,6 +87,7 @@ func countEvents(t *tally, url string) error {
 		buf := make([]byte, 32<<10)
 		n, completed := 0, 0
 		prevLF := false
+		count := t.newCount()
 		for {
 			k, err := resp.Body.Read(buf)
 			if k > 0 {
@@ -76,6 +97,7 @@ func countEvents(t *tally, url string) error {
 				}
 				n += bytes.Count(p, []byte("\n\n"))
 				prevLF = p[len(p)-1] == '\n'
+				count.Store(int64(n))
 				now := time.Now().UnixNano()
 				t.mu.Lock()
 				if n >= t.total && completed < t.total {
@@ -102,6 +124,7 @@ type counter struct {
 	n     int
 	first int64
 	lat   []int64
+	count *atomic.Int64
 }
 
 // event counts one event whose data is "phase seq unixnano".
@@ -120,6 +143,7 @@ func (c *counter) event(data string, now int64) {
 		c.t.mu.Unlock()
 	}
 	c.n++
+	c.count.Add(1)
 	c.first = min(c.first, ts)
 	if c.phase == "latency" {
 		c.lat = append(c.lat, now-ts)
@@ -141,19 +165,21 @@ func report(r result) {
 
 // runChild is one process of the measure. spec is "mode,index,stream".
 // Of its subscribers, probes decode the events (and time them); the others count them.
-func runChild(spec, redisAddr string, subs, probes int) {
+func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 	probes = min(probes, subs)
 	parts := strings.SplitN(spec, ",", 3)
 	mode, stream := parts[0], parts[2]
 	client := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 32})
 	ctx := context.Background()
 	t := &tally{}
+	stats := func() httpsse.Stats { return httpsse.Stats{} }
 
 	var publish func(data string) error
 	switch mode {
 	case "redisstream":
 		route := redisstream.NewRoute(client, stream)
 		defer route.Close()
+		stats = route.Stats
 		publish = func(data string) error {
 			return route.PublishEvent(func(w httpsse.EventWriter) error { return w.WriteData(data) })
 		}
@@ -180,7 +206,7 @@ func runChild(spec, redisAddr string, subs, probes int) {
 			}
 			defer c.Close()
 			go func() {
-				cn := &counter{t: t}
+				cn := &counter{t: t, count: t.newCount()}
 				for c.Next() {
 					var ev httpsse.Event
 					if c.Decode(&ev) == nil {
@@ -203,7 +229,7 @@ func runChild(spec, redisAddr string, subs, probes int) {
 		var stop atomic.Bool
 		defer stop.Store(true)
 		go func() {
-			cn := &counter{t: t}
+			cn := &counter{t: t, count: t.newCount()}
 			for !stop.Load() {
 				res, err := reader.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 512, Block: time.Second}).Result()
 				if err != nil {
@@ -233,10 +259,14 @@ func runChild(spec, redisAddr string, subs, probes int) {
 		case "expect": // expect phase n
 			n, _ := strconv.Atoi(f[2])
 			finished := t.expect(f[1], n)
+			report(result{}) // expecting: the publishing may start
 			select {
 			case <-finished:
-			case <-time.After(5 * time.Minute):
-				report(result{Err: "timed out waiting for the events of " + f[1]})
+			case <-time.After(timeout):
+				t.mu.Lock()
+				msg := fmt.Sprintf("timed out waiting for the events of %s: %d of %d subscribers have them all (%+v): %s", f[1], t.done, t.subs, stats(), t.behind(t.total))
+				t.mu.Unlock()
+				report(result{Err: msg})
 				return
 			}
 			t.mu.Lock()

@@ -56,11 +56,12 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each mode")
 	redisAddr := flag.String("redis", "", "Redis address (default: start a redis-server of its own)")
 	probes := flag.Int("probes", 10, "of the subscribers of a process, how many decode the events and time them (the others count them without parsing)")
+	timeout := flag.Duration("timeout", time.Minute, "how long a phase may take")
 	child := flag.String("child", "", "run as a process of the measure: mode,index (used by the command itself)")
 	flag.Parse()
 
 	if *child != "" {
-		runChild(*child, *redisAddr, *subs, *probes)
+		runChild(*child, *redisAddr, *subs, *probes, *timeout)
 		return
 	}
 	if *redisAddr == "" {
@@ -164,6 +165,9 @@ func measure(mode, stream, redisAddr string, subs, probes, events, publishers, l
 	phase := func(name string, n int, publish string) ([]result, error) {
 		for _, p := range procs[1:] {
 			p.send("expect %s %d", name, n)
+			if _, err := p.receive(); err != nil {
+				return nil, err
+			}
 		}
 		procs[0].send("%s %s %d", publish, name, n)
 		if _, err := procs[0].receive(); err != nil {
