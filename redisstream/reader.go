@@ -26,6 +26,10 @@ const (
 	// connection cannot be told apart (a ClusterClient or a Ring), how long a new stream
 	// waits for its first read.
 	blockFor = 2 * time.Second
+	// batchPause is how long the loop waits after a read that returned several entries.
+	// With 100 subscribers per process, cmd/bench measured 6,300 events/s without it,
+	// 7,500 with 0.5 ms and 9,500 with 2 ms (one run each).
+	batchPause = time.Millisecond
 	// readCount is the most entries one XREAD returns per stream.
 	readCount = 512
 	// retryMin and retryMax bound the wait after a failed read, which doubles from one
@@ -221,9 +225,15 @@ func (rd *reader) run() {
 		feeds := append([]*feed(nil), rd.feeds...)
 		rd.mu.Unlock()
 
-		err := rd.read(ctx, feeds, &args)
+		n, err := rd.read(ctx, feeds, &args)
 		if err == nil {
 			retry = 0
+			if n > 1 {
+				// Entries arrive faster than one at a time: let the next ones gather, so
+				// that they reach the subscribers in one write each rather than one per
+				// entry. Under a light load, reads return one entry and nothing waits.
+				time.Sleep(batchPause)
+			}
 			continue
 		}
 		// Redis is unreachable, restarting, or the connection was cut: wait, then read
@@ -239,13 +249,13 @@ func (rd *reader) run() {
 }
 
 // read does one XREAD for feeds and publishes what it returns.
-func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs) error {
+func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs) (int, error) {
 	// One position per stream: the earliest of its feeds (a process may serve one stream
 	// with several Routes, each started at its own position).
 	pos := map[string]entryID{}
 	for _, f := range feeds {
 		if err := f.resolveStart(ctx, rd.conn); err != nil {
-			return err
+			return 0, err
 		}
 		last := f.position()
 		if p, ok := pos[f.stream]; !ok || last.less(p) {
@@ -253,7 +263,7 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 		}
 	}
 	if len(pos) == 0 {
-		return nil
+		return 0, nil
 	}
 	streams := args.Streams[:0]
 	for s := range pos {
@@ -265,19 +275,21 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 	*args = redis.XReadArgs{Streams: streams, Count: readCount, Block: blockFor}
 	res, err := rd.conn.XRead(ctx, args).Result()
 	if errors.Is(err, redis.Nil) { // timed out, or unblocked
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for _, s := range res {
+		n += len(s.Messages)
 		for _, f := range feeds {
 			if f.stream == s.Stream {
 				f.publish(s.Messages)
 			}
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // resolveStart sets the feed's start to the stream's last entry, unless it has one.

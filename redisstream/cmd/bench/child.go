@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,8 +160,13 @@ func (c *counter) event(data string, now int64) {
 	}
 }
 
+var reportMu sync.Mutex
+
+// report writes r on standard output, as one line of JSON.
 func report(r result) {
 	b, _ := json.Marshal(r)
+	reportMu.Lock()
+	defer reportMu.Unlock()
 	fmt.Printf("%s\n", b)
 }
 
@@ -167,8 +174,15 @@ func report(r result) {
 // Of its subscribers, probes decode the events (and time them); the others count them.
 func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 	probes = min(probes, subs)
+	if dir := os.Getenv("BENCH_CPUPROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(spec, ":", "_")+".pprof"))
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	parts := strings.SplitN(spec, ",", 3)
-	mode, stream := parts[0], parts[2]
+	mode, index, stream := parts[0], parts[1], parts[2]
 	client := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 32})
 	ctx := context.Background()
 	t := &tally{}
@@ -176,10 +190,16 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 
 	var publish func(data string) error
 	switch mode {
-	case "redisstream":
-		route := redisstream.NewRoute(client, stream)
+	case "redisstream", "local":
+		var route httpsse.Route
+		if mode == "local" {
+			// The fan-out alone: the Route redisstream serves with, without Redis.
+			route = httpsse.NewRoute(httpsse.Replay(redisstream.DefaultReplay), httpsse.WaitForSubscriber(false))
+		} else {
+			route = redisstream.NewRoute(client, stream)
+		}
 		defer route.Close()
-		stats = route.Stats
+		stats = func() httpsse.Stats { return httpsse.StatsOf(route) }
 		publish = func(data string) error {
 			return route.PublishEvent(func(w httpsse.EventWriter) error { return w.WriteData(data) })
 		}
@@ -260,61 +280,95 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 			n, _ := strconv.Atoi(f[2])
 			finished := t.expect(f[1], n)
 			report(result{}) // expecting: the publishing may start
-			select {
-			case <-finished:
-			case <-time.After(timeout):
+			// Waited for aside, so that this process can publish meanwhile (mode local).
+			go func() {
+				select {
+				case <-finished:
+				case <-time.After(timeout):
+					t.mu.Lock()
+					msg := fmt.Sprintf("timed out waiting for the events of %s: %d of %d subscribers have them all (%+v): %.500s", f[1], t.done, t.subs, stats(), t.behind(t.total))
+					t.mu.Unlock()
+					report(result{Err: msg})
+					return
+				}
 				t.mu.Lock()
-				msg := fmt.Sprintf("timed out waiting for the events of %s: %d of %d subscribers have them all (%+v): %s", f[1], t.done, t.subs, stats(), t.behind(t.total))
+				r := result{Count: n, FirstPub: t.first, LastRecv: t.last}
+				if len(t.lat) > 0 {
+					slices.Sort(t.lat)
+					r.P50 = float64(t.lat[len(t.lat)/2]) / 1e6
+					r.P99 = float64(t.lat[len(t.lat)*99/100]) / 1e6
+				}
 				t.mu.Unlock()
-				report(result{Err: msg})
-				return
-			}
-			t.mu.Lock()
-			r := result{Count: n, FirstPub: t.first, LastRecv: t.last}
-			if len(t.lat) > 0 {
-				slices.Sort(t.lat)
-				r.P50 = float64(t.lat[len(t.lat)/2]) / 1e6
-				r.P99 = float64(t.lat[len(t.lat)*99/100]) / 1e6
-			}
-			t.mu.Unlock()
-			report(r)
-		case "burst": // burst publishers phase n
-			p, _ := strconv.Atoi(f[1])
-			n, _ := strconv.Atoi(f[3])
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			var failed atomic.Value
-			for range p {
-				wg.Go(func() {
-					for {
-						i := next.Add(1)
-						if i > int64(n) {
-							return
-						}
-						if err := publish(fmt.Sprintf("%s %d %d", f[2], i, time.Now().UnixNano())); err != nil {
-							failed.Store(err.Error())
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			msg, _ := failed.Load().(string)
-			report(result{Err: msg})
-		case "paced": // paced rate phase n
-			rate, _ := strconv.Atoi(f[1])
-			n, _ := strconv.Atoi(f[3])
-			start := time.Now()
-			var msg string
-			for i := range n {
-				// Publish event i at start + i/rate, without drifting.
-				time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
-				if err := publish(fmt.Sprintf("%s %d %d", f[2], i, time.Now().UnixNano())); err != nil {
-					msg = err.Error()
-					break
+				report(r)
+			}()
+		case "burst", "paced": // burst publishers phase n, paced rate phase n
+			run := func() {
+				var err error
+				if f[0] == "burst" {
+					err = burst(publish, f[1], f[2], f[3])
+				} else {
+					err = paced(publish, f[1], f[2], f[3])
+				}
+				if index == "0" {
+					report(result{Err: errString(err)})
+				} else if err != nil {
+					fmt.Fprintln(os.Stderr, err)
 				}
 			}
-			report(result{Err: msg})
+			// Only the first process reports; the others (in mode local) publish meanwhile.
+			if index == "0" {
+				run()
+			} else {
+				go run()
+			}
 		}
 	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// burst publishes n events as fast as p goroutines can.
+func burst(publish func(string) error, publishers, phase, count string) error {
+	p, _ := strconv.Atoi(publishers)
+	n, _ := strconv.Atoi(count)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range p {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if err := publish(fmt.Sprintf("%s %d %d", phase, i, time.Now().UnixNano())); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	err, _ := failed.Load().(error)
+	return err
+}
+
+// paced publishes n events at rate per second.
+func paced(publish func(string) error, perSecond, phase, count string) error {
+	rate, _ := strconv.Atoi(perSecond)
+	n, _ := strconv.Atoi(count)
+	start := time.Now()
+	for i := range n {
+		// Publish event i at start + i/rate, without drifting.
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		if err := publish(fmt.Sprintf("%s %d %d", phase, i, time.Now().UnixNano())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

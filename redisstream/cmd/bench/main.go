@@ -2,13 +2,15 @@
 // a publish in one process to delivery to the subscribers of the two others, with
 // -subs subscribers (HTTP connections, httpsse clients) per process; and, as the physical
 // limit, a bare go-redis loop on the same Redis: XADD in one process, a blocking XREAD loop
-// in each process, and no HTTP.
+// in each process, and no HTTP. A third mode, local, gives the cost of the fan-out alone: each
+// process publishes the same events to an [httpsse.Route] of its own (made as redisstream
+// makes the one it feeds), with the same subscribers, and no Redis.
 //
 //	go run ./cmd/bench                       # from the redisstream directory
 //	go run ./cmd/bench -subs 1000 -runs 3 -events 20000 -rate 1000
 //
-// Each run starts three processes (this command again, with -child), first for the bare
-// loop, then for redisstream, and measures two phases in each:
+// Each run starts three processes (this command again, with -child) for each mode in turn
+// (bare, local, redisstream), and measures two phases in each:
 //
 //   - throughput: the first process publishes -events events as fast as -publishers
 //     goroutines can; the figure is events divided by the time from the first publish to
@@ -18,7 +20,8 @@
 //     the two other processes, of the time from just before the publish to the decoding of
 //     the event by the subscriber.
 //
-// Without -redis it starts a redis-server of its own (no persistence) on a free port.
+// Without -redis it starts a redis-server of its own (no persistence) on a free port. With
+// BENCH_CPUPROFILE=dir in the environment each process writes its CPU profile there.
 package main
 
 import (
@@ -75,9 +78,10 @@ func main() {
 	fmt.Printf("redisstream across 3 processes, Redis at %s, %d subscribers per process (redisstream mode)\n", *redisAddr, *subs)
 	fmt.Printf("throughput: %d events, %d publishing goroutines; latency: %d events at %d/s\n\n", *events, *publishers, *latencyEvents, *rate)
 
+	modes := []string{"bare", "local", "redisstream"}
 	figures := map[string][][3]float64{} // mode → runs of (events/s, p50, p99)
 	for run := 1; run <= *runs; run++ {
-		for _, mode := range []string{"bare", "redisstream"} {
+		for _, mode := range modes {
 			stream := fmt.Sprintf("httpsse:bench:%d:%s:%d", os.Getpid(), mode, run)
 			f, err := measure(mode, stream, *redisAddr, *subs, *probes, *events, *publishers, *latencyEvents, *rate)
 			if err != nil {
@@ -88,14 +92,16 @@ func main() {
 		}
 	}
 	fmt.Println()
-	for _, mode := range []string{"bare", "redisstream"} {
+	for _, mode := range modes {
 		fmt.Printf("%-12s events/s %s   median ms %s   p99 ms %s\n", mode, spread(figures[mode], 0), spread(figures[mode], 1), spread(figures[mode], 2))
 	}
-	var ratios [][3]float64
-	for i := range figures["bare"] {
-		ratios = append(ratios, [3]float64{figures["redisstream"][i][0] / figures["bare"][i][0]})
+	for _, base := range []string{"bare", "local"} {
+		var ratios [][3]float64
+		for i := range figures[base] {
+			ratios = append(ratios, [3]float64{figures["redisstream"][i][0] / figures[base][i][0]})
+		}
+		fmt.Printf("redisstream / %s, events/s, run by run: %s\n", base, spread(ratios, 0))
 	}
-	fmt.Printf("redisstream / bare, events/s, run by run: %s\n", spread(ratios, 0))
 }
 
 // spread formats the median, min and max of one figure of the runs.
@@ -169,9 +175,19 @@ func measure(mode, stream, redisAddr string, subs, probes, events, publishers, l
 				return nil, err
 			}
 		}
+		if mode == "local" {
+			// Without Redis, each process publishes to its own Route.
+			for _, p := range procs[1:] {
+				p.send("%s %s %d", publish, name, n)
+			}
+		}
+		start := time.Now()
 		procs[0].send("%s %s %d", publish, name, n)
 		if _, err := procs[0].receive(); err != nil {
 			return nil, err
+		}
+		if os.Getenv("BENCH_DEBUG") != "" {
+			fmt.Printf("  %s %s: published in %v (%.0f/s)\n", mode, name, time.Since(start), float64(n)/time.Since(start).Seconds())
 		}
 		var rs []result
 		for _, p := range procs[1:] {
