@@ -439,3 +439,32 @@ func TestOtherClients(t *testing.T) {
 	}
 	checkSame(t, "subscriber", s.waitFor(t, 5, 10*time.Second), streamEvents(t, r.client(t), "ring"))
 }
+
+// TestSameStreamTwice checks two Routes of one client on one stream, the second made
+// later: one reading loop serves both, each from where it started.
+func TestSameStreamTwice(t *testing.T) {
+	r := startRedis(t)
+	client := r.client(t)
+	first := NewRoute(client, "twice")
+	defer first.Close()
+	s1 := subscribe(t, serve(t, first), "")
+	if err := publishN(first, "", "early", 5); err != nil {
+		t.Fatal(err)
+	}
+	s1.waitFor(t, 5, 10*time.Second)
+	second := NewRoute(client, "twice")
+	defer second.Close()
+	s2 := subscribe(t, serve(t, second), "")
+	if err := publishN(second, "", "late", 5); err != nil {
+		t.Fatal(err)
+	}
+	all := streamEvents(t, client, "twice")
+	checkSame(t, "subscriber of the first", s1.waitFor(t, 10, 10*time.Second), all)
+	checkSame(t, "subscriber of the second", s2.waitFor(t, 5, 10*time.Second), all[5:])
+	if n := readerFeeds(client); n != 2 {
+		t.Errorf("feeds = %d, want 2", n)
+	}
+	if conns := r.readerConns(t); len(conns) != 1 {
+		t.Errorf("reading connections = %d, want 1", len(conns))
+	}
+}

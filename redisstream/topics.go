@@ -64,7 +64,7 @@ func (t *Topics) Route(name string) httpsse.Route {
 		return r
 	}
 	tp, ok := t.topics[name]
-	if !ok {
+	if !ok || tp.route.isClosed() { // a Route its user closed is replaced
 		tp = &topic{route: newRoute(t.client, t.prefix+name, t.cfg), quiet: time.Now()}
 		t.topics[name] = tp
 		if t.sweep == nil {
