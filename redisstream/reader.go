@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,11 @@ type reader struct {
 	conn   redis.UniversalClient // the reading connection: a client of one connection, or client
 	own    bool                  // conn is a client of our own, closed when the reader ends
 	connID atomic.Int64          // CLIENT ID of the reading connection, 0 when unknown
+
+	// wrongType holds the streams whose key holds another type than a stream, with when
+	// that was found: they are left out of the reads (which would fail for all the
+	// streams) for retryMax, then tried again. Only the loop uses it.
+	wrongType map[string]time.Time
 
 	mu      sync.Mutex
 	feeds   []*feed
@@ -236,6 +242,9 @@ func (rd *reader) run() {
 			}
 			continue
 		}
+		if rd.findWrongType(ctx, feeds, err) {
+			continue
+		}
 		// Redis is unreachable, restarting, or the connection was cut: wait, then read
 		// again from the last entry each feed has, so nothing the stream holds is lost.
 		retry = min(max(2*retry, retryMin), retryMax)
@@ -254,6 +263,12 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 	// with several Routes, each started at its own position).
 	pos := map[string]entryID{}
 	for _, f := range feeds {
+		if at, ok := rd.wrongType[f.stream]; ok {
+			if time.Since(at) < retryMax {
+				continue
+			}
+			delete(rd.wrongType, f.stream)
+		}
 		if err := f.resolveStart(ctx, rd.conn); err != nil {
 			return 0, err
 		}
@@ -263,7 +278,7 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 		}
 	}
 	if len(pos) == 0 {
-		return 0, nil
+		return 0, errNothingToRead
 	}
 	streams := args.Streams[:0]
 	for s := range pos {
@@ -303,6 +318,42 @@ func batchPause(feeds []*feed) time.Duration {
 		subscribers += httpsse.StatsOf(f.local).Subscribers
 	}
 	return min(time.Duration(subscribers)*pausePerSubscriber, maxPause)
+}
+
+// errNothingToRead is what read returns when every stream is left out.
+var errNothingToRead = errors.New("httpsse: no stream to read")
+
+// findWrongType looks, after a read failed with err, for the streams whose keys hold
+// another type than a stream (a reply WRONGTYPE to the read), so that they are left out of
+// the next reads and the others go on. It reports whether it found any.
+func (rd *reader) findWrongType(ctx context.Context, feeds []*feed, err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		return false
+	}
+	found := false
+	for _, f := range feeds {
+		if _, ok := rd.wrongType[f.stream]; !ok {
+			typ, err := rd.conn.Type(ctx, f.stream).Result()
+			if err != nil || typ == "stream" || typ == "none" {
+				continue
+			}
+			if rd.wrongType == nil {
+				rd.wrongType = map[string]time.Time{}
+			}
+			rd.wrongType[f.stream] = time.Now()
+			found = true
+		}
+		// A feed that could not start at the stream's end (there is no stream) starts
+		// at its beginning: whatever entries it gets later are new.
+		f.mu.Lock()
+		if !f.started {
+			f.started = true
+			f.signal()
+		}
+		f.mu.Unlock()
+	}
+	return found
 }
 
 // resolveStart sets the feed's start to the stream's last entry, unless it has one.

@@ -468,3 +468,38 @@ func TestSameStreamTwice(t *testing.T) {
 		t.Errorf("reading connections = %d, want 1", len(conns))
 	}
 }
+
+// TestWrongTypeKey checks that a stream whose key holds something else fails its own
+// publishing, with Redis's reason, and does not stop the reading of the other streams;
+// once the key is a stream again, it is read again.
+func TestWrongTypeKey(t *testing.T) {
+	r := startRedis(t)
+	client := r.client(t)
+	ctx := context.Background()
+	if err := client.Set(ctx, "not-a-stream", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := NewRoute(client, "not-a-stream")
+	defer bad.Close()
+	good := NewRoute(client, "good")
+	defer good.Close()
+	sBad := subscribe(t, serve(t, bad), "")
+	sGood := subscribe(t, serve(t, good), "")
+
+	err := publishN(bad, "", "e", 1)
+	if err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("PublishEvent on a key that is not a stream = %v, want Redis's WRONGTYPE", err)
+	}
+	if err := publishN(good, "", "e", 3); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "subscriber of the good stream", sGood.waitFor(t, 3, 10*time.Second), streamEvents(t, client, "good"))
+
+	if err := client.Del(ctx, "not-a-stream").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := publishN(bad, "", "again", 2); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "subscriber of the repaired stream", sBad.waitFor(t, 2, 10*time.Second), streamEvents(t, client, "not-a-stream"))
+}
