@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 		runChild(spec)
 		return
 	}
+	// go-redis logs each failed dial, which the tests cause on purpose.
+	redis.SetLogger(quiet{})
 	code := m.Run()
 	if code == 0 {
 		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
@@ -43,6 +45,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// quiet is a go-redis logger that logs nothing.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...interface{}) {}
 
 func leakedGoroutines(d time.Duration) string {
 	return leaked(d, func(string) bool { return false })

@@ -503,3 +503,31 @@ func TestWrongTypeKey(t *testing.T) {
 	}
 	checkSame(t, "subscriber of the repaired stream", sBad.waitFor(t, 2, 10*time.Second), streamEvents(t, client, "not-a-stream"))
 }
+
+// TestClientAhead checks a client that comes back with the ID of an entry that the Route
+// may not have read yet (as when it comes from a process that had read further): it gets
+// the events after that entry, none repeated.
+func TestClientAhead(t *testing.T) {
+	r := startRedis(t)
+	admin := r.client(t)
+	route := NewRoute(r.client(t), "ahead")
+	defer route.Close()
+	url := serve(t, route)
+	ctx := context.Background()
+	for i := range 20 {
+		// Appended behind the Route's back, and named at once.
+		id, err := admin.XAdd(ctx, &redis.XAddArgs{Stream: "ahead", Values: []interface{}{entryField, fmt.Sprintf("data: direct-%d\n", i)}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := subscribe(t, url, id)
+		if err := publishN(route, "", fmt.Sprint("after-", i), 1); err != nil {
+			t.Fatal(err)
+		}
+		evs := s.waitFor(t, 1, 10*time.Second)
+		if evs[0].data != fmt.Sprint("after-", i, "-0") {
+			t.Fatalf("round %d: first event after %s = %v, want after-%d-0", i, id, evs[0], i)
+		}
+		s.close()
+	}
+}
