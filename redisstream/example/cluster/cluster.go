@@ -153,7 +153,12 @@ func (c *cluster) handler() http.Handler {
 		},
 		Transport: c,
 		// A stream ends when its instance dies: then the proxy cuts the client's connection,
-		// and EventSource reconnects (a 502 would make it give up).
+		// and EventSource reconnects. It does the same when no instance answers, rather
+		// than answer 502, which would make EventSource give up for good.
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			log.Printf("proxy: %s %s: %v", req.Method, req.URL.Path, err)
+			panic(http.ErrAbortHandler)
+		},
 	})
 	return mux
 }
