@@ -149,7 +149,10 @@ type Route struct {
 }
 
 // NewRoute returns a Route that serves the Redis stream named stream through client. It
-// starts reading the stream at once, from its current end. It panics if client is nil.
+// starts reading the stream at once, from its current end, which it asks Redis for: when
+// Redis does not answer, NewRoute returns after [PublishTimeout] at most, and the reading
+// starts from the stream's end as it is when Redis answers again. It panics if client is
+// nil.
 func NewRoute(client redis.UniversalClient, stream string, opts ...Option) *Route {
 	r := newRoute(client, stream, newConfig(opts))
 	r.startFeed()
