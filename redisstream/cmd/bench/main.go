@@ -67,11 +67,13 @@ func main() {
 		runChild(*child, *redisAddr, *subs, *probes, *timeout)
 		return
 	}
+	stopRedis := func() {}
 	if *redisAddr == "" {
 		addr, stop, err := startRedis()
 		if err != nil {
 			log.Fatal(err)
 		}
+		stopRedis = stop
 		defer stop()
 		*redisAddr = addr
 	}
@@ -85,6 +87,7 @@ func main() {
 			stream := fmt.Sprintf("httpsse:bench:%d:%s:%d", os.Getpid(), mode, run)
 			f, err := measure(mode, stream, *redisAddr, *subs, *probes, *events, *publishers, *latencyEvents, *rate)
 			if err != nil {
+				stopRedis() // log.Fatalf runs no deferred call
 				log.Fatalf("run %d, %s: %v", run, mode, err)
 			}
 			fmt.Printf("run %d  %-12s %9.0f events/s   latency median %7.2f ms   p99 %7.2f ms\n", run, mode, f[0], f[1], f[2])
