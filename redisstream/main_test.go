@@ -169,6 +169,7 @@ func freeAddr(t testing.TB) string {
 // start starts the process and waits until it answers PING.
 func (s *redisServer) start() error {
 	s.cmd = exec.Command("redis-server", s.args...)
+	s.cmd.SysProcAttr = dieWithParent()
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
@@ -470,6 +471,7 @@ func startChild(t testing.TB, r *redisServer, stream string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+r.addr+","+stream)
+	cmd.SysProcAttr = dieWithParent()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
