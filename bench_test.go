@@ -128,11 +128,24 @@ func (s *benchSink) wait(target int64) {
 // BenchmarkRoutePublish publishes events of about 100 bytes to a shared Route with 1, 100 and
 // 10,000 subscribers (in-process, with ResponseWriters that discard). One op is one event
 // delivered to every subscriber: the publisher waits for all of them every 32 events.
+//
+// With replay=1000 the Route keeps the last 1,000 events for returning subscribers.
 func BenchmarkRoutePublish(b *testing.B) {
+	for _, replay := range []int{0, 1000} {
+		for _, n := range []int{1, 100, 10000} {
+			name := fmt.Sprintf("subscribers=%d", n)
+			if replay > 0 {
+				name = fmt.Sprintf("replay=%d/%s", replay, name)
+			}
+			b.Run(name, func(b *testing.B) { benchmarkRoutePublish(b, n, NewRoute(Replay(replay))) })
+		}
+	}
+}
+
+func benchmarkRoutePublish(b *testing.B, n int, route Route) {
 	data := strings.Repeat("x", 90)
-	for _, n := range []int{1, 100, 10000} {
-		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			route := NewRoute()
+	{
+		{
 			sink := &benchSink{reached: make(chan struct{}, 1)}
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
@@ -183,6 +196,52 @@ func BenchmarkRoutePublish(b *testing.B) {
 				}
 			}
 			sink.wait(int64(n) * size * sent)
-		})
+		}
+	}
+}
+
+// BenchmarkReplayCatchUp has 10,000 subscribers come back at once to a Route that retains
+// 1,000 events of about 100 bytes, each with the ID of the oldest, and receive the 999 events
+// after it. One op is all of them caught up; nothing is encoded again.
+func BenchmarkReplayCatchUp(b *testing.B) {
+	const subscribers, events = 10000, 1000
+	route := NewRoute(Replay(events), WaitForSubscriber(false))
+	defer route.Close()
+	data := strings.Repeat("x", 90)
+	var size int64
+	for i := range events {
+		write := func(w EventWriter) error {
+			if err := w.WriteID(fmt.Sprintf("%07d", i)); err != nil {
+				return err
+			}
+			return w.WriteData(data)
+		}
+		if i > 0 {
+			p, _ := AppendEvent(nil, write)
+			size += int64(len(p))
+		}
+		if err := route.PublishEvent(write); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.SetBytes(size * subscribers)
+	for b.Loop() {
+		sink := &benchSink{reached: make(chan struct{}, 1)}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range subscribers {
+			req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+			req.Header.Set("Last-Event-ID", "0000000")
+			w := &discardWriter{header: http.Header{}, sink: sink}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				route.ServeHTTP(w, req)
+			}()
+		}
+		sink.wait(size * subscribers)
+		cancel()
+		wg.Wait()
 	}
 }
