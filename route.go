@@ -38,9 +38,13 @@ const ContentType = "text/event-stream"
 // are serialized, and each event is encoded once and its bytes go to every subscriber in
 // publish order. If the function returns an error, or any of its Write calls failed, nothing
 // of the event is sent and PublishEvent returns that error. PublishEvent(nil) is an error.
+// The function must not call PublishEvent on the same Route: the call would wait for the
+// function to return, forever, and so would every later publish on the Route; publish the
+// next event after the first call returns.
 // Until the Route's first subscriber arrives PublishEvent waits, so that events published
-// right after [NewRoute] are not lost; after that, an event goes to the subscribers present
-// when it is published.
+// right after [NewRoute] are not lost (a shared Route mounted at start-up turns that off with
+// [WaitForSubscriber]); after that, an event goes to the subscribers present when it is
+// published.
 //
 // Close ends every ServeHTTP (each response ends cleanly, after what was already published;
 // a client that has stopped reading gets one second, then its write is cut), makes
