@@ -451,7 +451,13 @@ func TestDemoStats(t *testing.T) {
 	}
 	defer c.Close()
 	next(t, c)
+	// The publisher records the number of an event once PublishEvent has returned, which can
+	// be after the event has arrived here.
 	st := getStats(t, ts, "stats-1")
+	for deadline := time.Now().Add(5 * time.Second); st.Seq == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		st = getStats(t, ts, "stats-1")
+	}
 	if st.Shared.Subscribers != 1 || st.Shared.Published == 0 || st.Seq == 0 || st.Replay != fastDemoConfig.replay {
 		t.Errorf("/stats = %+v, want 1 subscriber, events published, replay %d", st, fastDemoConfig.replay)
 	}
