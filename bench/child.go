@@ -31,6 +31,8 @@ func payload(seq int) string {
 //	warm            publish one warm-up event; answers "ok"
 //	run MODE E      publish E events (MODE burst or window); answers "published"
 //	ack N           (window mode) every subscriber has event N
+//	steady E R      publish E events at R a second; answers "published" then "times T0 T1 ...",
+//	                the Unix nanoseconds at which each publish began
 //	stats           answers "cpu NS": CPU time used since run began
 //	mem             answers "mem HEAP STACK GOROUTINES" and the same three before any subscriber
 //	quit            exits at once
@@ -159,6 +161,30 @@ func childMain(libName string, in io.Reader, stdout io.Writer) {
 				}
 			}
 			reply("published")
+		case "steady":
+			e, _ := strconv.Atoi(f[1])
+			rate, _ := strconv.Atoi(f[2])
+			interval := time.Second / time.Duration(max(rate, 1))
+			times := make([]int64, e)
+			t0 := time.Now()
+			for i := range e {
+				if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
+					time.Sleep(d)
+				}
+				times[i] = time.Now().UnixNano()
+				if err := srv.publish(strconv.Itoa(i), payload(i)); err != nil {
+					reply("error publish %d: %v", i, err)
+					break
+				}
+			}
+			reply("published")
+			var b strings.Builder
+			b.WriteString("times")
+			for _, t := range times {
+				b.WriteByte(' ')
+				b.WriteString(strconv.FormatInt(t, 10))
+			}
+			reply("%s", b.String())
 		case "stats":
 			pprof.StopCPUProfile()
 			reply("cpu %d", cpuTime()-cpu0)

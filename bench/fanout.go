@@ -60,6 +60,7 @@ func startChild(l *library) (*child, error) {
 	c := &child{cmd: cmd, stdin: stdin, replies: make(chan string, 16)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 64<<20) // "times" lines are long
 		for sc.Scan() {
 			c.replies <- sc.Text()
 		}
@@ -92,6 +93,7 @@ func startInProcess(l *library) (*child, error) {
 	}()
 	go func() {
 		sc := bufio.NewScanner(outR)
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
 			c.replies <- sc.Text()
 		}

@@ -31,8 +31,11 @@ func main() {
 		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
-		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
+		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated")
 		inproc    = flag.Bool("inproc", false, "fan-out and idle: run each library's server in this process, beside the readers, instead of in a child process")
+		latSubs   = flag.String("latency-subs", "1000,10000", "latency: subscriber counts, comma-separated")
+		latEvents = flag.Int("latency-events", 2000, "latency: events per run")
+		latRate   = flag.Int("latency-rate", 1000, "latency: events published a second")
 		modesFlag = flag.String("modes", "burst,window", "fan-out: modes, comma-separated")
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
 		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
@@ -48,6 +51,7 @@ func main() {
 	}
 	if *quick {
 		*rounds, *pRounds, *events, *subsFlag, *idleSubs, *parseMiB = 1, 1, 300, "20,100", 300, 1
+		*latSubs, *latEvents = "100", 200
 	}
 	var subs []int
 	for _, f := range strings.Split(*subsFlag, ",") {
@@ -114,6 +118,18 @@ func main() {
 				failed = true
 			}
 		}
+	}
+	if slices.Contains(tests, "latency") {
+		var ls []int
+		for _, f := range strings.Split(*latSubs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "bench: bad -latency-subs %q\n", *latSubs)
+				os.Exit(2)
+			}
+			ls = append(ls, n)
+		}
+		failed = printLatency(out, runLatencies(libraries, ls, *latEvents, *latRate, *rounds, logf)) || failed
 	}
 	if slices.Contains(tests, "idle") {
 		libs := append(slices.Clone(libraries), referenceLib)
