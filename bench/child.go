@@ -120,12 +120,17 @@ func childMain(libName string, in io.Reader, stdout io.Writer) {
 				default:
 				}
 			case line == "quit":
+				if in == io.Reader(os.Stdin) {
+					os.Exit(0) // at once, even with a publish under way
+				}
 				return
 			default:
 				cmds <- line
 			}
 		}
-		// the parent went away
+		if in == io.Reader(os.Stdin) {
+			os.Exit(0) // the parent went away
+		}
 	}()
 
 	var cpu0 time.Duration

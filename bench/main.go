@@ -32,7 +32,7 @@ func main() {
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
 		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated")
-		inproc    = flag.Bool("inproc", false, "fan-out and idle: run each library's server in this process, beside the readers, instead of in a child process")
+		inproc    = flag.Bool("inproc", false, "run each library's server in this process, beside the readers, instead of in a child process (the idle figures then count the readers' memory too)")
 		latSubs   = flag.String("latency-subs", "1000,10000", "latency: subscriber counts, comma-separated")
 		latEvents = flag.Int("latency-events", 2000, "latency: events per run")
 		latRate   = flag.Int("latency-rate", 1000, "latency: events published a second")
