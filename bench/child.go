@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -31,6 +31,8 @@ func payload(seq int) string {
 //	warm            publish one warm-up event; answers "ok"
 //	run MODE E      publish E events (MODE burst or window); answers "published"
 //	ack N           (window mode) every subscriber has event N
+//	steady E R      publish E events at R a second; answers "published" then "times T0 T1 ...",
+//	                the Unix nanoseconds at which each publish began
 //	stats           answers "cpu NS": CPU time used since run began
 //	mem             answers "mem HEAP STACK GOROUTINES" and the same three before any subscriber
 //	quit            exits at once
@@ -39,7 +41,10 @@ func payload(seq int) string {
 // with BENCH_CHILD_HEAPPROFILE set, a heap profile at each mem, there with the library's name
 // appended; with BENCH_STACKLOG set, the runtime's starting stack size after each garbage
 // collection, on standard error.
-func childMain(libName string) {
+//
+// With -inproc the same loop runs in a goroutine of the bench's own process (see startChild),
+// reading its commands from a pipe; quit then closes the server and returns.
+func childMain(libName string, in io.Reader, stdout io.Writer) {
 	raiseOpenFiles()
 	if os.Getenv("BENCH_CHILD_HEAPPROFILE") != "" {
 		runtime.MemProfileRate = 1 // every allocation, for exact figures
@@ -50,19 +55,25 @@ func childMain(libName string) {
 	}
 	if l == nil {
 		fmt.Fprintf(os.Stderr, "bench: unknown library %q\n", libName)
-		os.Exit(2)
+		fmt.Fprintf(stdout, "error unknown library %q\n", libName)
+		return
 	}
 	srv := l.newServer()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		fmt.Fprintf(stdout, "error %v\n", err)
+		return
 	}
 	mux := http.NewServeMux()
 	path, _, _ := strings.Cut(l.path, "?")
 	mux.Handle(path, srv.handler())
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
+	defer func() {
+		_ = hs.Close()
+		srv.close()
+	}()
 
 	if os.Getenv("BENCH_STACKLOG") != "" {
 		go func() {
@@ -84,7 +95,7 @@ func childMain(libName string) {
 	runtime.ReadMemStats(&base)
 	baseG := runtime.NumGoroutine()
 
-	out := bufio.NewWriter(os.Stdout)
+	out := bufio.NewWriter(stdout)
 	reply := func(format string, args ...any) {
 		fmt.Fprintf(out, format+"\n", args...)
 		out.Flush()
@@ -96,7 +107,8 @@ func childMain(libName string) {
 	ackCh := make(chan struct{}, 1) // wakes the publisher; one pending wake-up is enough
 	cmds := make(chan string)
 	go func() {
-		sc := bufio.NewScanner(os.Stdin)
+		defer close(cmds)
+		sc := bufio.NewScanner(in)
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
@@ -108,12 +120,17 @@ func childMain(libName string) {
 				default:
 				}
 			case line == "quit":
-				os.Exit(0)
+				if in == io.Reader(os.Stdin) {
+					os.Exit(0) // at once, even with a publish under way
+				}
+				return
 			default:
 				cmds <- line
 			}
 		}
-		os.Exit(0) // the parent went away
+		if in == io.Reader(os.Stdin) {
+			os.Exit(0) // the parent went away
+		}
 	}()
 
 	var cpu0 time.Duration
@@ -149,6 +166,30 @@ func childMain(libName string) {
 				}
 			}
 			reply("published")
+		case "steady":
+			e, _ := strconv.Atoi(f[1])
+			rate, _ := strconv.Atoi(f[2])
+			interval := time.Second / time.Duration(max(rate, 1))
+			times := make([]int64, e)
+			t0 := time.Now()
+			for i := range e {
+				if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
+					time.Sleep(d)
+				}
+				times[i] = time.Now().UnixNano()
+				if err := srv.publish(strconv.Itoa(i), payload(i)); err != nil {
+					reply("error publish %d: %v", i, err)
+					break
+				}
+			}
+			reply("published")
+			var b strings.Builder
+			b.WriteString("times")
+			for _, t := range times {
+				b.WriteByte(' ')
+				b.WriteString(strconv.FormatInt(t, 10))
+			}
+			reply("%s", b.String())
 		case "stats":
 			pprof.StopCPUProfile()
 			reply("cpu %d", cpuTime()-cpu0)

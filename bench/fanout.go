@@ -21,9 +21,25 @@ type child struct {
 	stdin   io.WriteCloser
 	replies chan string
 	addr    string
+	done    chan struct{} // in process: closed when childMain has returned
+}
+
+// inProcess is set by -inproc: startChild then runs the server loop in a goroutine of this
+// process, so that the server and the readers share one Go runtime and its scheduler.
+var inProcess bool
+
+// serverWhere says where the servers run, for the tables' text.
+func serverWhere() string {
+	if inProcess {
+		return "Each library's own server in this process, beside the readers (-inproc; CPU is then the readers' and the server's together),"
+	}
+	return "Each library's own server in its own process"
 }
 
 func startChild(l *library) (*child, error) {
+	if inProcess {
+		return startInProcess(l)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -44,6 +60,40 @@ func startChild(l *library) (*child, error) {
 	c := &child{cmd: cmd, stdin: stdin, replies: make(chan string, 16)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 64<<20) // "times" lines are long
+		for sc.Scan() {
+			c.replies <- sc.Text()
+		}
+		close(c.replies)
+	}()
+	r, err := c.reply(10 * time.Second)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	addr, ok := strings.CutPrefix(r, "addr ")
+	if !ok {
+		c.stop()
+		return nil, fmt.Errorf("child: %q", r)
+	}
+	c.addr = addr
+	return c, nil
+}
+
+// startInProcess runs childMain in a goroutine, talking to it over pipes.
+func startInProcess(l *library) (*child, error) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	c := &child{stdin: inW, replies: make(chan string, 16), done: make(chan struct{})}
+	go func() {
+		childMain(l.name, inR, outW)
+		outW.Close()
+		inR.Close()
+		close(c.done)
+	}()
+	go func() {
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
 			c.replies <- sc.Text()
 		}
@@ -99,6 +149,13 @@ func (c *child) call(line string, timeout time.Duration) (string, error) {
 // stop ends the child first, so the server closes the connections (TIME_WAIT stays on its side).
 func (c *child) stop() {
 	_ = c.send("quit")
+	if c.cmd == nil {
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second):
+		}
+		return
+	}
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
 	select {
@@ -211,6 +268,9 @@ type fanoutResult struct {
 	lost       int64   // events not received (or received out of order)
 	dropped    int64   // subscribers whose stream ended early
 	err        error
+	// tcp is the growth of the machine's TCP counters from the first publish to the last
+	// delivery (see watchedCounters).
+	tcp tcpCounters
 }
 
 func (r fanoutResult) perSecond() float64 {
@@ -328,6 +388,19 @@ func runFanout(l *library, mode string, subs, evs int) (res fanoutResult) {
 		}
 	}()
 
+	tcp0 := readTCPCounters()
+	if d, err := time.ParseDuration(os.Getenv("BENCH_SS_AFTER")); err == nil {
+		// Diagnosis: when the run is still going after d, show the sockets that still hold
+		// data (ss -tin), to tell a stream held up in the kernel from a reader not reading.
+		t := time.AfterFunc(d, func() {
+			if finished.Load() < int64(subs) {
+				out, _ := exec.Command("ss", "-tinHO", "state", "established", "dst", c.addr).CombinedOutput()
+				out2, _ := exec.Command("ss", "-tinHO", "state", "established", "src", c.addr).CombinedOutput()
+				fmt.Fprintf(os.Stderr, "ss after %v (%d of %d finished):\nto server:\n%s\nfrom server:\n%s\n", d, finished.Load(), subs, out, out2)
+			}
+		})
+		defer t.Stop()
+	}
 	start, cpuStart := time.Now(), cpuTime()
 	if err := c.send(fmt.Sprintf("run %s %d", mode, evs)); err != nil {
 		res.err = err
@@ -345,6 +418,9 @@ func runFanout(l *library, mode string, subs, evs int) (res fanoutResult) {
 		}
 	}
 	res.readerNs = float64(cpuTime() - cpuStart)
+	if tcp0 != nil {
+		res.tcp = readTCPCounters().since(tcp0)
+	}
 	res.deliveries = delivered.Load()
 	res.lost = int64(subs)*int64(evs) - res.deliveries
 	if t := lastDelivery.Load(); t > 0 {

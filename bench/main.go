@@ -31,7 +31,11 @@ func main() {
 		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
-		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
+		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated")
+		inproc    = flag.Bool("inproc", false, "run each library's server in this process, beside the readers, instead of in a child process (the idle figures then count the readers' memory too)")
+		latSubs   = flag.String("latency-subs", "1000,10000", "latency: subscriber counts, comma-separated")
+		latEvents = flag.Int("latency-events", 2000, "latency: events per run")
+		latRate   = flag.Int("latency-rate", 1000, "latency: events published a second")
 		modesFlag = flag.String("modes", "burst,window", "fan-out: modes, comma-separated")
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
 		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
@@ -39,11 +43,15 @@ func main() {
 	)
 	flag.Parse()
 	if *childFlag {
-		childMain(*libFlag)
-		return
+		childMain(*libFlag, os.Stdin, os.Stdout)
+		os.Exit(0) // quit, or the parent went away: end at once, connections and all
+	}
+	if *inproc {
+		inProcess = true
 	}
 	if *quick {
 		*rounds, *pRounds, *events, *subsFlag, *idleSubs, *parseMiB = 1, 1, 300, "20,100", 300, 1
+		*latSubs, *latEvents = "100", 200
 	}
 	var subs []int
 	for _, f := range strings.Split(*subsFlag, ",") {
@@ -111,6 +119,18 @@ func main() {
 			}
 		}
 	}
+	if slices.Contains(tests, "latency") {
+		var ls []int
+		for _, f := range strings.Split(*latSubs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "bench: bad -latency-subs %q\n", *latSubs)
+				os.Exit(2)
+			}
+			ls = append(ls, n)
+		}
+		failed = printLatency(out, runLatencies(libraries, ls, *latEvents, *latRate, *rounds, logf)) || failed
+	}
 	if slices.Contains(tests, "idle") {
 		libs := append(slices.Clone(libraries), referenceLib)
 		var res []idleResult
@@ -137,8 +157,11 @@ type fanoutSummary struct {
 	subs, evs            int
 	perSecond, cpuPerDel float64
 	readerPerDel         float64
-	lost, dropped        int64
-	err                  error
+	// secMin, secMed and secMax are the seconds of the fastest, the median and the slowest
+	// round: the spread that a median of deliveries/s hides.
+	secMin, secMed, secMax float64
+	lost, dropped          int64
+	err                    error
 }
 
 func runFanouts(libs []*library, subs []int, modes []string, events, budget, rounds int, logf func(string, ...any)) []fanoutSummary {
@@ -155,8 +178,8 @@ func runFanouts(libs []*library, subs []int, modes []string, events, budget, rou
 				for i := range libs {
 					li := (i + r) % len(libs)
 					res := runFanout(libs[li], mode, s, evsFor(s))
-					logf("fan-out round %d %s S=%d %s: %.0f deliveries/s, %.0f CPU-ns/delivery, lost %d, dropped %d, err %v",
-						r+1, mode, s, libs[li].name, res.perSecond(), res.cpuNs/float64(max(res.deliveries, 1)), res.lost, res.dropped, res.err)
+					logf("fan-out round %d %s S=%d %s: %.0f deliveries/s in %.3f s, %.0f CPU-ns/delivery, lost %d, dropped %d, err %v; TCP:%v",
+						r+1, mode, s, libs[li].name, res.perSecond(), res.seconds, res.cpuNs/float64(max(res.deliveries, 1)), res.lost, res.dropped, res.err, res.tcp)
 					k := key{li, mode, s}
 					all[k] = append(all[k], res)
 				}
@@ -169,9 +192,12 @@ func runFanouts(libs []*library, subs []int, modes []string, events, budget, rou
 			for li, l := range libs {
 				rs := all[key{li, mode, s}]
 				sum := fanoutSummary{lib: l.name, mode: mode, subs: s, evs: evsFor(s)}
-				var ps, cpu, rcpu []float64
+				var ps, cpu, rcpu, secs []float64
 				for _, r := range rs {
 					ps = append(ps, r.perSecond())
+					if r.seconds > 0 {
+						secs = append(secs, r.seconds)
+					}
 					if r.deliveries > 0 {
 						cpu = append(cpu, r.cpuNs/float64(r.deliveries))
 						rcpu = append(rcpu, r.readerNs/float64(r.deliveries))
@@ -187,6 +213,9 @@ func runFanouts(libs []*library, subs []int, modes []string, events, budget, rou
 				}
 				sum.cpuPerDel = median(cpu)
 				sum.readerPerDel = median(rcpu)
+				if len(secs) > 0 {
+					sum.secMin, sum.secMed, sum.secMax = slices.Min(secs), median(secs), slices.Max(secs)
+				}
 				out = append(out, sum)
 			}
 		}
@@ -236,8 +265,8 @@ func printFanout(w io.Writer, res []fanoutSummary) (failed bool) {
 	if len(res) == 0 {
 		return false
 	}
-	fmt.Fprintf(w, "## Fan-out\n\nEach library's own server in its own process on 127.0.0.1; the same raw HTTP/1.1 reader (hand-written chunked decoding) for every subscriber. Events of about 100 bytes (E per run in the table); burst: published as fast as the library accepts them; window: at most %d events ahead of the slowest subscriber. Deliveries/s counts from the first publish to the last event received. CPU is the server process's (user+system, getrusage); reader CPU is the measuring process's, shown to tell when the readers, not the server, are the limit. A run with any lost event or dropped subscriber scores 0.\n\n", window)
-	fmt.Fprintf(w, "| mode | subscribers | E | library | deliveries/s | CPU-ns/delivery | reader CPU-ns/delivery | lost events | dropped subscribers | vs best peer |\n|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "## Fan-out\n\n%s on 127.0.0.1; the same raw HTTP/1.1 reader (hand-written chunked decoding) for every subscriber. Events of about 100 bytes (E per run in the table); burst: published as fast as the library accepts them; window: at most %d events ahead of the slowest subscriber. Deliveries/s counts from the first publish to the last event received (the median round); the seconds of the fastest, the median and the slowest round follow, and slowest/median is their spread. CPU is the server process's (user+system, getrusage); reader CPU is the measuring process's, shown to tell when the readers, not the server, are the limit. A run with any lost event or dropped subscriber scores 0.\n\n", serverWhere(), window)
+	fmt.Fprintf(w, "| mode | subscribers | E | library | deliveries/s | s min | s median | s max | slowest/median | CPU-ns/delivery | reader CPU-ns/delivery | lost events | dropped subscribers | vs best peer |\n|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range res {
 		best := 0.0
 		for _, o := range res {
@@ -252,7 +281,11 @@ func printFanout(w io.Writer, res []fanoutSummary) (failed bool) {
 		} else if (r.lost > 0 || r.dropped > 0) && r.lib == subject {
 			failed = true
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.0f | %.0f | %d | %d | %s |\n", r.mode, r.subs, r.evs, r.lib, r.perSecond, r.cpuPerDel, r.readerPerDel, r.lost, r.dropped, note)
+		spread := "–"
+		if r.secMed > 0 {
+			spread = fmt.Sprintf("%.2f×", r.secMax/r.secMed)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %.0f | %.4f | %.4f | %.4f | %s | %.0f | %.0f | %d | %d | %s |\n", r.mode, r.subs, r.evs, r.lib, r.perSecond, r.secMin, r.secMed, r.secMax, spread, r.cpuPerDel, r.readerPerDel, r.lost, r.dropped, note)
 	}
 	fmt.Fprintln(w)
 	return failed
