@@ -135,10 +135,9 @@ func (t *Topics) Len() int {
 // runs it, every quarter of that time, while there are topics.
 func (t *Topics) sweepIdle() {
 	now := time.Now()
-	var idle []*broadcaster
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.closed {
-		t.mu.Unlock()
 		return
 	}
 	for name, tp := range t.topics {
@@ -150,17 +149,16 @@ func (t *Topics) sweepIdle() {
 		case subs > 0 || tp.used || seen != tp.seen:
 			tp.used, tp.seen, tp.quiet = false, seen, now
 		case now.Sub(tp.quiet) >= t.cfg.topicIdle:
+			// Closed while still locked, so that a topic gone from the map is closed: it has
+			// no subscriber, so Close has nobody to cut and returns at once.
 			delete(t.topics, name)
-			idle = append(idle, tp.route)
+			tp.route.Close()
 		}
 	}
 	if len(t.topics) > 0 {
 		t.sweep.Reset(t.every)
-	} else {
-		t.sweep = nil
+		return
 	}
-	t.mu.Unlock()
-	for _, r := range idle {
-		r.Close()
-	}
+	t.sweep = nil
+	t.topics = make(map[string]*topic) // a map does not shrink: let the old one go
 }
