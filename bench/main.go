@@ -31,7 +31,7 @@ func main() {
 		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
-		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated")
+		only      = flag.String("only", "parse,fanout,idle,probes", "tests to run, comma-separated (also: replay)")
 		modesFlag = flag.String("modes", "burst,window", "fan-out: modes, comma-separated")
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
 		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
@@ -110,6 +110,10 @@ func main() {
 				failed = true
 			}
 		}
+	}
+	if slices.Contains(tests, "replay") { // not in the default -only: see replay.go
+		c := replayConfigFromFlags()
+		failed = printReplay(out, c, runReplay(c, nil, logf)) || failed
 	}
 	if slices.Contains(tests, "idle") {
 		libs := append(slices.Clone(libraries), referenceLib)
