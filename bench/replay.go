@@ -77,7 +77,7 @@ type replayLib struct {
 var replayLibs = []*replayLib{
 	{
 		name:  "httpsse",
-		setup: "NewRoute(Replay(total), WaitForSubscriber(false)); ID = seq",
+		setup: "NewRoute(Replay(retain), WaitForSubscriber(false)); ID = seq",
 		newServer: func(c replayConfig) *replayServer {
 			route := httpsse.NewRoute(httpsse.Replay(c.retain()), httpsse.WaitForSubscriber(false))
 			return &replayServer{
@@ -97,7 +97,7 @@ var replayLibs = []*replayLib{
 	},
 	{
 		name:  "tmaxmax/go-sse",
-		setup: "Server{Provider: &Joe{Replayer: NewFiniteReplayer(total, false)}}; ID = seq",
+		setup: "Server{Provider: &Joe{Replayer: NewFiniteReplayer(retain, false)}}; ID = seq",
 		newServer: func(c replayConfig) *replayServer {
 			rp, err := tmsse.NewFiniteReplayer(c.retain(), false)
 			if err != nil {
@@ -134,7 +134,7 @@ var replayLibs = []*replayLib{
 	},
 	{
 		name: "launchdarkly/eventsource",
-		setup: "NewServer() with BufferSize = total (its default 128 disconnects a subscriber that falls behind), " +
+		setup: "NewServer() with BufferSize = retain (its default 128 disconnects a subscriber that falls behind), " +
 			"Register(NewSliceRepository()), repo.Add then Publish as its example; ID = seq zero-padded to 10 digits " +
 			"(SliceRepository orders IDs as strings)",
 		newServer: func(c replayConfig) *replayServer {
@@ -459,10 +459,38 @@ func (r subscriberResult) seam() string {
 	return b.String()
 }
 
-// firstBreak describes where the received sequence first leaves k+1, k+2, ….
+// problems lists the repeated and the missing sequence numbers, at most five of each.
+func (r subscriberResult) problems(k, last int) string {
+	seen := make(map[int]int, len(r.seqs))
+	var rep, miss []string
+	for _, n := range r.seqs {
+		seen[n]++
+		if (seen[n] > 1 || n <= k) && len(rep) < 5 {
+			rep = append(rep, strconv.Itoa(n))
+		}
+	}
+	for n := k + 1; n <= last && len(miss) < 5; n++ {
+		if seen[n] == 0 {
+			miss = append(miss, strconv.Itoa(n))
+		}
+	}
+	join := func(xs []string) string {
+		if len(xs) == 0 {
+			return "none"
+		}
+		return strings.Join(xs, ", ")
+	}
+	return "repeated " + join(rep) + "; missing " + join(miss)
+}
+
+// firstBreak describes where the received sequence first leaves k+1, k+2, …, not counting
+// event k sent again first.
 func (r subscriberResult) firstBreak(k int) string {
 	want := k + 1
 	for i, n := range r.seqs {
+		if i == 0 && n == k {
+			continue
+		}
 		if n != want {
 			lo := max(0, i-2)
 			hi := min(len(r.seqs), i+3)
@@ -483,7 +511,8 @@ type replaySummary struct {
 	missingSubs, repeatedSubs    int
 	missingEvents, repeatedEvent int
 	gapEvents                    int
-	example                      string
+	examples                     []string
+	otherExample                 bool
 	catchUps, dones, rates       []float64 // per round
 	ks                           []int
 	errs                         []string
@@ -528,12 +557,14 @@ func runReplay(c replayConfig, libs []string, logf func(string, ...any)) []repla
 					s.repeatedSubs++
 					s.repeatedEvent += rep
 				}
-				if (m > 0 || rep > 0) && s.example == "" {
-					s.example = sr.seam()
-					if fb := sr.firstBreak(r.k); fb != "" && !strings.Contains(s.example, "…") {
-						s.example += "; " + fb
-					} else if fb != "" {
-						s.example += " (" + fb + ")"
+				// Examples: the first subscriber with a problem, and the first whose problem is
+				// more than event k sent again.
+				if m > 0 || rep > 0 {
+					ex := sr.seam() + " (k = " + strconv.Itoa(r.k) + "; " + sr.firstBreak(r.k) + "; " + sr.problems(r.k, r.k+c.gap+c.after) + ")"
+					other := m > 0 || rep > 1 || count(sr.seqs, r.k) != 1
+					if len(s.examples) == 0 || (!s.otherExample && other) {
+						s.examples = append(s.examples, ex)
+						s.otherExample = s.otherExample || other
 					}
 				}
 			}
@@ -548,6 +579,17 @@ func runReplay(c replayConfig, libs []string, logf func(string, ...any)) []repla
 		}
 	}
 	return sums
+}
+
+// count is how many times x is in xs.
+func count(xs []int, x int) int {
+	n := 0
+	for _, y := range xs {
+		if y == x {
+			n++
+		}
+	}
+	return n
 }
 
 // firstErrors joins the first three errors of errs and counts the others.
@@ -575,8 +617,9 @@ func printReplay(w io.Writer, c replayConfig, sums []replaySummary) (failed bool
 		"has received an event), disconnects; when event k+%d has been published they all come back at once with "+
 		"Last-Event-ID = the ID of event k (as each received it) and read to event k+%d while publishing goes on. "+
 		"Expected after coming back: k+1 … k+%d, each once. Readers: bufio over net/http's response body, the same for all. "+
-		"Catch-up: from the reconnection burst until the slowest subscriber has event k+%d. Rounds: %d.\n\n",
-		c.rate, c.k, c.gap, c.gap+c.after, c.gap+c.after, c.gap, c.rounds)
+		"Catch-up: from the reconnection burst until the slowest subscriber has event k+%d. Each server keeps "+
+		"retain = %d events (more than a run publishes). Rounds: %d.\n\n",
+		c.rate, c.k, c.gap, c.gap+c.after, c.gap+c.after, c.gap, c.retain(), c.rounds)
 	fmt.Fprintf(w, "| library | k | subscribers missing events | subscribers with repeats | gap events | caught up (ms, median / max over rounds) | all had k+%d (ms, median / max) | publisher ev/s (median) |\n", c.gap+c.after)
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 	ms := func(xs []float64) string {
@@ -597,8 +640,8 @@ func printReplay(w io.Writer, c replayConfig, sums []replaySummary) (failed bool
 	fmt.Fprintln(w)
 	for _, s := range sums {
 		fmt.Fprintf(w, "- %s: %s.", s.lib.name, s.lib.setup)
-		if s.example != "" {
-			fmt.Fprintf(w, " Example: %s.", s.example)
+		for _, ex := range s.examples {
+			fmt.Fprintf(w, " Example: %s.", ex)
 		}
 		if len(s.errs) > 0 {
 			fmt.Fprintf(w, " Errors: %s.", strings.Join(s.errs, "; "))
