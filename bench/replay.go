@@ -502,7 +502,7 @@ func (r subscriberResult) firstBreak(k int) string {
 		}
 		want++
 	}
-	return ""
+	return "then in order"
 }
 
 type replaySummary struct {
