@@ -214,7 +214,8 @@ type replayRound struct {
 	results       []subscriberResult
 	k             int
 	catchUp, done time.Duration // the slowest subscriber's
-	publishRate   float64       // events/s achieved by the publisher
+	publishRate   float64       // events/s achieved by the publisher over the round
+	phase2Rate    float64       // events/s achieved after the subscribers came back
 	err           error
 }
 
@@ -275,6 +276,7 @@ func runReplayRound(l *replayLib, c replayConfig) replayRound {
 		pubCount    int
 		pubStart    = time.Now()
 		pubEnd      time.Time
+		pubResumed  time.Time // when publishing went on after the subscribers came back
 	)
 	go func() {
 		defer close(pubDone)
@@ -294,6 +296,7 @@ func runReplayRound(l *replayLib, c replayConfig) replayRound {
 					return
 				}
 				next = time.Now()
+				pubResumed = next
 			}
 			if k == 0 && seq > c.retain()-c.gap-c.after {
 				pubErr = fmt.Errorf("not every subscriber attached by event %d", seq)
@@ -413,6 +416,9 @@ func runReplayRound(l *replayLib, c replayConfig) replayRound {
 	<-pubDone
 	round := replayRound{results: results, err: pubErr, k: k}
 	round.publishRate = float64(pubCount) / pubEnd.Sub(pubStart).Seconds()
+	if pubCount == last && !pubResumed.IsZero() {
+		round.phase2Rate = float64(c.after) / pubEnd.Sub(pubResumed).Seconds()
+	}
 	for _, r := range results {
 		round.catchUp = max(round.catchUp, r.caughtUp)
 		round.done = max(round.done, r.done)
@@ -514,6 +520,7 @@ type replaySummary struct {
 	examples                     []string
 	otherExample                 bool
 	catchUps, dones, rates       []float64 // per round
+	rates2                       []float64
 	ks                           []int
 	errs                         []string
 }
@@ -573,6 +580,7 @@ func runReplay(c replayConfig, libs []string, logf func(string, ...any)) []repla
 				s.dones = append(s.dones, r.done.Seconds()*1000)
 			}
 			s.rates = append(s.rates, r.publishRate)
+			s.rates2 = append(s.rates2, r.phase2Rate)
 			s.ks = append(s.ks, r.k)
 			logf("replay %s round %d: catch-up %v, all done %v, publisher %.0f ev/s, err %v",
 				l.name, round+1, r.catchUp.Round(time.Millisecond), r.done.Round(time.Millisecond), r.publishRate, r.err)
@@ -620,7 +628,7 @@ func printReplay(w io.Writer, c replayConfig, sums []replaySummary) (failed bool
 		"Catch-up: from the reconnection burst until the slowest subscriber has event k+%d. Each server keeps "+
 		"retain = %d events (more than a run publishes). Rounds: %d.\n\n",
 		c.rate, c.k, c.gap, c.gap+c.after, c.gap+c.after, c.gap, c.retain(), c.rounds)
-	fmt.Fprintf(w, "| library | k | subscribers missing events | subscribers with repeats | gap events | caught up (ms, median / max over rounds) | all had k+%d (ms, median / max) | publisher ev/s (median) |\n", c.gap+c.after)
+	fmt.Fprintf(w, "| library | k | subscribers missing events | subscribers with repeats | gap events | caught up (ms, median / max over rounds) | all had k+%d (ms, median / max) | publisher ev/s, round / after coming back (medians) |\n", c.gap+c.after)
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 	ms := func(xs []float64) string {
 		if len(xs) == 0 {
@@ -633,9 +641,9 @@ func printReplay(w io.Writer, c replayConfig, sums []replaySummary) (failed bool
 		for i, k := range s.ks {
 			ks[i] = strconv.Itoa(k)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d of %d (%d events) | %d of %d (%d events) | %d | %s | %s | %.0f |\n",
+		fmt.Fprintf(w, "| %s | %s | %d of %d (%d events) | %d of %d (%d events) | %d | %s | %s | %.0f / %.0f |\n",
 			s.lib.name, strings.Join(ks, ", "), s.missingSubs, s.subsTotal, s.missingEvents, s.repeatedSubs, s.subsTotal, s.repeatedEvent,
-			s.gapEvents, ms(s.catchUps), ms(s.dones), median(s.rates))
+			s.gapEvents, ms(s.catchUps), ms(s.dones), median(s.rates), median(s.rates2))
 	}
 	fmt.Fprintln(w)
 	for _, s := range sums {
