@@ -31,7 +31,7 @@ func main() {
 		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
-		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated")
+		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated (also: replay)")
 		inproc    = flag.Bool("inproc", false, "run each library's server in this process, beside the readers, instead of in a child process (the idle figures then count the readers' memory too)")
 		latSubs   = flag.String("latency-subs", "1000,10000", "latency: subscriber counts, comma-separated")
 		latEvents = flag.Int("latency-events", 2000, "latency: events per run")
@@ -130,6 +130,10 @@ func main() {
 			ls = append(ls, n)
 		}
 		failed = printLatency(out, runLatencies(libraries, ls, *latEvents, *latRate, *rounds, logf)) || failed
+	}
+	if slices.Contains(tests, "replay") { // not in the default -only: see replay.go
+		c := replayConfigFromFlags()
+		failed = printReplay(out, c, runReplay(c, nil, logf)) || failed
 	}
 	if slices.Contains(tests, "idle") {
 		libs := append(slices.Clone(libraries), referenceLib)
