@@ -61,6 +61,8 @@ func runChild(cfg config) error {
 		err = childChurn(cfg, out)
 	case "slow":
 		err = childSlow(cfg, out, in)
+	case "storm":
+		err = childStorm(cfg, out, in)
 	default:
 		err = fmt.Errorf("unknown mode %q", cfg.child)
 	}

@@ -2,7 +2,10 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseOpenFileLimit does nothing where there is no RLIMIT_NOFILE.
 func raiseOpenFileLimit(verbose bool) {}
@@ -14,3 +17,9 @@ func openFileLimit() uint64 { return 0 }
 func setReceiveBuffer(size int) func(network, address string, rc syscall.RawConn) error {
 	return nil
 }
+
+func processCPU() time.Duration { return 0 }
+
+func procStatus(field string) uint64 { return 0 }
+
+func resetPeakRSS() bool { return false }
