@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +120,7 @@ func runStorm(cfg config) ([]result, error) {
 	rssBefore := procStatus("VmRSS")
 	peakReset := resetPeakRSS()
 	cpu0 := processCPU()
+	childCPU0 := childCPU(c)
 	L := int(last.Load())
 	start := time.Now()
 	c.tell("reconnect " + strconv.Itoa(L) + " " + strconv.Itoa(L-back))
@@ -127,6 +130,10 @@ func runStorm(cfg config) ([]result, error) {
 	}
 	parentTime := time.Since(start)
 	cpu := processCPU() - cpu0
+	childCPU := childCPU(c) - childCPU0
+	if r.Err != "" {
+		fmt.Fprintf(os.Stderr, "httpsse-load storm: %s\n", r.Err)
+	}
 	peak := procStatus("VmHWM")
 	published := int(last.Load()) - L
 	rs = append(rs, check(sc, fmt.Sprintf("every subscriber came back with Last-Event-ID L-%d and received event L", back),
@@ -137,6 +144,8 @@ func runStorm(cfg config) ([]result, error) {
 	rs = append(rs, figure(sc, "the same, on the server's clock (order sent to report received)", ms(parentTime)))
 	rs = append(rs, figure(sc, "server process CPU time during the storm (user+system, getrusage)",
 		fmt.Sprintf("%s (%.2f cores on average)", ms(cpu), cpu.Seconds()/parentTime.Seconds())))
+	rs = append(rs, figure(sc, "subscriber process CPU time during the storm (/proc/PID/stat)",
+		fmt.Sprintf("%s (%.2f cores on average)", ms(childCPU), childCPU.Seconds()/parentTime.Seconds())))
 	peakNote := "VmHWM reset at the start of the storm"
 	if !peakReset {
 		peakNote = "VmHWM could not be reset: the peak since the process started"
@@ -153,10 +162,12 @@ func runStorm(cfg config) ([]result, error) {
 	}
 	F := int(last.Load())
 	c.tell("final " + strconv.Itoa(F))
-	route.Close() // ends every stream after F
 	r, err = c.await("final", 5*time.Minute)
 	if err != nil {
 		return rs, err
+	}
+	if r.Err != "" {
+		fmt.Fprintf(os.Stderr, "httpsse-load storm: %s\n", r.Err)
 	}
 	rs = append(rs, check(sc, "every sequence exact from L-back+1 through the final event F (nothing missing or repeated)",
 		r.N == cfg.subscribers && r.Failed == 0,
@@ -168,4 +179,27 @@ func runStorm(cfg config) ([]result, error) {
 		fmt.Sprintf("%d replays, %d gaps, %d dropped behind, %d dropped on timeout, %d events published", st.Replays, st.Gaps, st.DroppedBehind, st.DroppedTimeout, st.Published),
 		fmt.Sprintf("%d replays, 0 gaps, 0 dropped", cfg.subscribers)))
 	return rs, nil
+}
+
+// childCPU returns the user and system CPU time the subscriber process has used so far,
+// from /proc/PID/stat; 0 where there is no /proc.
+func childCPU(c *child) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses: utime and stime are the
+	// 12th and 13th of them, in clock ticks (100 a second on Linux).
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
 }

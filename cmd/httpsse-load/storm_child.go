@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -264,35 +263,14 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 			defer s.close(false)
 			prev := from
 			for {
-				mu.Lock()
-				f := final
-				mu.Unlock()
-				if f >= 0 && prev >= f {
-					mu.Lock()
-					finished++
-					cond.Broadcast()
-					mu.Unlock()
-					return
-				}
 				ev, err := s.next(0)
-				if errors.Is(err, io.EOF) {
-					// Route.Close ended the stream after the final event; it must have
-					// been the last one received.
-					mu.Lock()
-					for final < 0 {
-						cond.Wait()
-					}
-					ok := prev == final
-					mu.Unlock()
-					if ok {
-						mu.Lock()
-						finished++
-						cond.Broadcast()
-						mu.Unlock()
-						return
-					}
-				}
 				if err != nil {
+					mu.Lock()
+					done := final >= 0 && prev == final
+					mu.Unlock()
+					if done {
+						return // the parent closed the Route after the report
+					}
 					fail(fmt.Errorf("subscriber %d (Last-Event-ID %s): after event %d: %w; last received %s", i, lastID, prev, err, st.trail.String()))
 					return
 				}
@@ -311,6 +289,9 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 					st.caughtAt = time.Since(start)
 					caught++
 					cond.Broadcast()
+				}
+				if k == final {
+					finished++
 				}
 				mu.Unlock()
 			}
@@ -349,10 +330,15 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 	F, _ := strconv.Atoi(args[0])
 	mu.Lock()
 	final = F
-	cond.Broadcast()
+	for i := range states {
+		if states[i].err == nil && states[i].last == F {
+			finished++ // it received F before F was known
+		}
+	}
 	mu.Unlock()
-	// The parent closes the Route after sending F, which ends every stream.
-	deadline := time.Now().Add(time.Minute)
+	// Wait until every subscriber has received F or failed; the parent closes the Route
+	// after this report, which ends every stream.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		mu.Lock()
 		done := finished
