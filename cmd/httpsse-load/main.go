@@ -98,7 +98,9 @@ func main() {
 	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
 	flag.Parse()
 
-	raiseOpenFileLimit(cfg.verbose)
+	// Each subscriber holds one socket in each process; the slow scenario's and the
+	// others' counts are far smaller.
+	raiseOpenFileLimit(uint64(max(cfg.subscribers, cfg.slow+cfg.fast))+1024, cfg.verbose)
 
 	if cfg.child != "" {
 		if err := runChild(cfg); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // raiseOpenFileLimit does nothing where there is no RLIMIT_NOFILE.
-func raiseOpenFileLimit(verbose bool) {}
+func raiseOpenFileLimit(want uint64, verbose bool) {}
 
 func openFileLimit() uint64 { return 0 }
 

@@ -11,18 +11,30 @@ import (
 	"time"
 )
 
-// raiseOpenFileLimit raises the soft limit of open files as far as the hard limit allows.
-// Each subscriber holds one socket in each process.
-func raiseOpenFileLimit(verbose bool) {
+// raiseOpenFileLimit raises the soft limit of open files to want, raising the hard limit
+// too when it is lower and the process may (root, or CAP_SYS_RESOURCE; up to
+// fs.nr_open), and otherwise as far as the hard limit allows.
+func raiseOpenFileLimit(want uint64, verbose bool) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return
 	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil && verbose {
-			fmt.Fprintf(os.Stderr, "httpsse-load: raising RLIMIT_NOFILE: %v\n", err)
+	if lim.Cur >= want {
+		return
+	}
+	if lim.Max < want {
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised)
+		if err == nil {
+			return
 		}
+		if verbose {
+			fmt.Fprintf(os.Stderr, "httpsse-load: raising RLIMIT_NOFILE to %d: %v; the hard limit is %d\n", want, err, lim.Max)
+		}
+	}
+	lim.Cur = min(want, lim.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil && verbose {
+		fmt.Fprintf(os.Stderr, "httpsse-load: raising RLIMIT_NOFILE: %v\n", err)
 	}
 }
 
