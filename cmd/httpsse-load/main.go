@@ -100,7 +100,13 @@ func main() {
 
 	// Each subscriber holds one socket in each process; the slow scenario's and the
 	// others' counts are far smaller.
-	raiseOpenFileLimit(uint64(max(cfg.subscribers, cfg.slow+cfg.fast))+1024, cfg.verbose)
+	need := uint64(max(cfg.subscribers, cfg.slow+cfg.fast)) + 1024
+	raiseOpenFileLimit(need, cfg.verbose)
+	if have := openFileLimit(); have != 0 && have < need && cfg.child == "" && cfg.scenario != "churn" {
+		fmt.Fprintf(os.Stderr, "httpsse-load: %d subscribers need about %d open files in each process, and the limit is %d (the hard limit could not be raised: that needs root with CAP_SYS_RESOURCE); run with fewer -subscribers or raise the hard limit (ulimit -Hn)\n",
+			max(cfg.subscribers, cfg.slow+cfg.fast), need, have)
+		os.Exit(2)
+	}
 
 	if cfg.child != "" {
 		if err := runChild(cfg); err != nil {
