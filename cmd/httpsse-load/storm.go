@@ -52,6 +52,16 @@ func runStorm(cfg config) ([]result, error) {
 				return
 			}
 			last.Store(int64(k))
+			if k <= back+10 {
+				// The first events go at once, so that Replay holds more than back of
+				// them before anyone connects, whatever the rate.
+				select {
+				case <-stopPub:
+					return
+				default:
+				}
+				continue
+			}
 			select {
 			case <-stopPub:
 				return
@@ -69,7 +79,7 @@ func runStorm(cfg config) ([]result, error) {
 	}
 	defer stopPublisher()
 
-	// Let Replay hold more than back events before anyone resumes.
+	// Replay holds more than back events before anyone connects.
 	for last.Load() < int64(back)+10 {
 		time.Sleep(10 * time.Millisecond)
 	}

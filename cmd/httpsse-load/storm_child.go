@@ -209,19 +209,18 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 	// reads until F.
 	type state struct {
 		caughtAt time.Duration // from start to event L; 0 until then
-		last     int
-		received int64
+		last     atomic.Int64  // written by its reader only; atomic so that no lock is taken per event
+		received atomic.Int64
 		err      error
 		trail    seqTrail
 	}
 	states := make([]state, n)
 	var (
-		mu       sync.Mutex
-		cond     = sync.NewCond(&mu)
-		final    = -1 // F, once known
-		caught   int
-		finished int
-		rwg      sync.WaitGroup
+		mu     sync.Mutex
+		cond   = sync.NewCond(&mu)
+		final  = -1 // F, once known
+		caught int
+		rwg    sync.WaitGroup
 	)
 	dialers := cfg.stormDialers
 	if dialers <= 0 {
@@ -241,7 +240,6 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 				if st.caughtAt == 0 {
 					caught++
 				}
-				finished++
 				cond.Broadcast()
 				mu.Unlock()
 			}
@@ -282,18 +280,16 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 				}
 				st.trail.add(k)
 				prev = k
-				mu.Lock()
-				st.last = k
-				st.received++
+				st.last.Store(int64(k))
+				st.received.Add(1)
 				if k == L {
-					st.caughtAt = time.Since(start)
+					at := time.Since(start)
+					mu.Lock()
+					st.caughtAt = at
 					caught++
 					cond.Broadcast()
+					mu.Unlock()
 				}
-				if k == final {
-					finished++
-				}
-				mu.Unlock()
 			}
 		}()
 	}
@@ -330,18 +326,18 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 	F, _ := strconv.Atoi(args[0])
 	mu.Lock()
 	final = F
-	for i := range states {
-		if states[i].err == nil && states[i].last == F {
-			finished++ // it received F before F was known
-		}
-	}
 	mu.Unlock()
 	// Wait until every subscriber has received F or failed; the parent closes the Route
 	// after this report, which ends every stream.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
+		done := 0
 		mu.Lock()
-		done := finished
+		for i := range states {
+			if states[i].err != nil || states[i].last.Load() == int64(F) {
+				done++
+			}
+		}
 		mu.Unlock()
 		if done >= n || time.Now().After(deadline) {
 			break
@@ -353,14 +349,14 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 	var ferr2 firstError
 	mu.Lock()
 	for i := range states {
-		fr.Events += states[i].received
+		fr.Events += states[i].received.Load()
 		switch {
 		case states[i].err != nil:
 			fr.Failed++
 			ferr2.set(states[i].err)
-		case states[i].last != F:
+		case states[i].last.Load() != int64(F):
 			fr.Failed++
-			ferr2.set(fmt.Errorf("subscriber %d (Last-Event-ID %s): reached %d of final %d; last received %s", i, lastID, states[i].last, F, states[i].trail.String()))
+			ferr2.set(fmt.Errorf("subscriber %d (Last-Event-ID %s): reached %d of final %d", i, lastID, states[i].last.Load(), F))
 		default:
 			fr.N++
 		}
