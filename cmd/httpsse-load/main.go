@@ -60,6 +60,7 @@ type config struct {
 
 	verbose    bool
 	memprofile string
+	cpuprofile string
 }
 
 func main() {
@@ -96,6 +97,7 @@ func main() {
 
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process (the whole run) to this file")
 	flag.Parse()
 
 	// Each subscriber holds one socket in each process; the slow scenario's and the
@@ -127,6 +129,17 @@ func main() {
 		os.Exit(2)
 	}
 
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	var results []result
 	for _, name := range scenarios {
 		logf(cfg, "scenario %s: start", name)
@@ -152,6 +165,9 @@ func main() {
 			m := measureMemory()
 			logf(cfg, "scenario %s: done in %v; live heap now %d bytes, heap in use %d, goroutines %d", name, time.Since(start).Round(time.Millisecond), m.heapAlloc, m.heapInuse, runtime.NumGoroutine())
 		}
+	}
+	if cfg.cpuprofile != "" {
+		pprof.StopCPUProfile()
 	}
 	if cfg.memprofile != "" {
 		if err := writeHeapProfile(cfg.memprofile); err != nil {
