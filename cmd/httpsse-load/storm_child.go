@@ -274,8 +274,12 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 				}
 				k, err := strconv.Atoi(ev.EventDataCollapsed())
 				if ev.EventName() != "seq" || err != nil || k != prev+1 || ev.EventID() != strconv.Itoa(k) {
-					fail(fmt.Errorf("subscriber %d (Last-Event-ID %s): event %q id %q data %q after %d (want %d); last received %s",
-						i, lastID, ev.EventName(), ev.EventID(), ev.EventDataCollapsed(), prev, prev+1, st.trail.String()))
+					where := "; the events received since reconnecting, last " + st.trail.String()
+					if st.trail.n == 0 {
+						where = ", as the first event after reconnecting"
+					}
+					fail(fmt.Errorf("subscriber %d (Last-Event-ID %s): event %q id %q data %q after %d (want %d)%s",
+						i, lastID, ev.EventName(), ev.EventID(), ev.EventDataCollapsed(), prev, prev+1, where))
 					return
 				}
 				st.trail.add(k)
