@@ -61,6 +61,8 @@ func runChild(cfg config) error {
 		err = childChurn(cfg, out)
 	case "slow":
 		err = childSlow(cfg, out, in)
+	case "storm":
+		err = childStorm(cfg, out, in)
 	default:
 		err = fmt.Errorf("unknown mode %q", cfg.child)
 	}
@@ -116,7 +118,15 @@ func dialAll(addr, role string, n, dialers, rcvbuf int, errs *firstError) ([]*su
 
 func childScale(cfg config, out *emitter) error {
 	var errs firstError
-	subs, failed := dialAll(cfg.addr, "scale", cfg.subscribers, cfg.dialers, 0, &errs)
+	// From several loopback source addresses: 100,000 subscribers need more than one
+	// address's ephemeral ports.
+	all, failed := dialMany(cfg.addr, "scale", cfg.subscribers, cfg.dialers, cfg.sourceAddrs, func(int) string { return "" }, &errs)
+	var subs []*subscriber
+	for _, s := range all {
+		if s != nil {
+			subs = append(subs, s)
+		}
+	}
 	n := len(subs)
 	out.emit(report{Kind: "connected", N: n, Failed: failed, Err: errs.String()})
 

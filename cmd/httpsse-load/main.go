@@ -7,6 +7,7 @@
 //	go run ./cmd/httpsse-load -scenario=scale -subscribers=10000 -events=100
 //	go run ./cmd/httpsse-load -scenario=churn -cycles=100000
 //	go run ./cmd/httpsse-load -scenario=slow -slow=100 -fast=100 -duration=5s
+//	go run ./cmd/httpsse-load -scenario=storm -subscribers=10000 -storm-back=1000
 //
 // The server side (one shared [httpsse.Route] mounted on an [http.Server]) runs in this
 // process; the subscribers run in a second process, this same program started again with
@@ -50,13 +51,21 @@ type config struct {
 	sndbuf        int
 	serverTimeout time.Duration
 
+	stormBack    int
+	stormReplay  int
+	stormEvery   time.Duration
+	stormPause   time.Duration
+	stormDialers int
+	sourceAddrs  int
+
 	verbose    bool
 	memprofile string
+	cpuprofile string
 }
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.scenario, "scenario", "all", "scenario to run: scale, churn, slow or all")
+	flag.StringVar(&cfg.scenario, "scenario", "all", "scenario to run: scale, churn, slow, storm, or all (scale, churn and slow)")
 	flag.StringVar(&cfg.child, "child", "", "internal: run as the subscriber process of this scenario")
 	flag.StringVar(&cfg.addr, "addr", "", "internal: the server's address, for -child")
 
@@ -79,11 +88,27 @@ func main() {
 	flag.IntVar(&cfg.sndbuf, "sndbuf", 64<<10, "slow: SO_SNDBUF of the server's connections (0: the kernel's autotuning, up to 4 MiB on Linux)")
 	flag.DurationVar(&cfg.serverTimeout, "server-timeout", 2*time.Second, "slow: the http.Server's ReadTimeout and WriteTimeout, which must not end healthy streams")
 
+	flag.IntVar(&cfg.stormBack, "storm-back", 1000, "storm: how many events back the returning subscribers' Last-Event-ID is")
+	flag.IntVar(&cfg.stormReplay, "storm-replay", 100000, "storm: the Route's Replay(n) (at least twice -storm-back)")
+	flag.DurationVar(&cfg.stormEvery, "storm-every", 10*time.Millisecond, "storm: interval between published events")
+	flag.DurationVar(&cfg.stormPause, "storm-pause", time.Second, "storm: publishing time with nobody connected before the reconnect, and after the catch-up before the final event")
+	flag.IntVar(&cfg.stormDialers, "storm-dialers", 0, "storm: concurrent reconnection attempts (0: all subscribers at once)")
+	flag.IntVar(&cfg.sourceAddrs, "source-addrs", 8, "storm and scale: loopback source addresses the subscribers connect from (127.0.0.2, ...), each with its own ephemeral ports; 0: 127.0.0.1 only")
+
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process (the whole run) to this file")
 	flag.Parse()
 
-	raiseOpenFileLimit(cfg.verbose)
+	// Each subscriber holds one socket in each process; the slow scenario's and the
+	// others' counts are far smaller.
+	need := uint64(max(cfg.subscribers, cfg.slow+cfg.fast)) + 1024
+	raiseOpenFileLimit(need, cfg.verbose)
+	if have := openFileLimit(); have != 0 && have < need && cfg.child == "" && cfg.scenario != "churn" {
+		fmt.Fprintf(os.Stderr, "httpsse-load: %d subscribers need about %d open files in each process, and the limit is %d (the hard limit could not be raised: that needs root with CAP_SYS_RESOURCE); run with fewer -subscribers or raise the hard limit (ulimit -Hn)\n",
+			max(cfg.subscribers, cfg.slow+cfg.fast), need, have)
+		os.Exit(2)
+	}
 
 	if cfg.child != "" {
 		if err := runChild(cfg); err != nil {
@@ -97,13 +122,24 @@ func main() {
 	switch cfg.scenario {
 	case "all":
 		scenarios = []string{"scale", "churn", "slow"}
-	case "scale", "churn", "slow":
+	case "scale", "churn", "slow", "storm":
 		scenarios = []string{cfg.scenario}
 	default:
-		fmt.Fprintf(os.Stderr, "httpsse-load: unknown -scenario %q (want scale, churn, slow or all)\n", cfg.scenario)
+		fmt.Fprintf(os.Stderr, "httpsse-load: unknown -scenario %q (want scale, churn, slow, storm or all)\n", cfg.scenario)
 		os.Exit(2)
 	}
 
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	var results []result
 	for _, name := range scenarios {
 		logf(cfg, "scenario %s: start", name)
@@ -117,6 +153,8 @@ func main() {
 			rs, err = runChurn(cfg)
 		case "slow":
 			rs, err = runSlow(cfg)
+		case "storm":
+			rs, err = runStorm(cfg)
 		}
 		if err != nil {
 			rs = append(rs, result{scenario: name, check: "scenario ran to the end", value: err.Error(), ok: false})
@@ -127,6 +165,9 @@ func main() {
 			m := measureMemory()
 			logf(cfg, "scenario %s: done in %v; live heap now %d bytes, heap in use %d, goroutines %d", name, time.Since(start).Round(time.Millisecond), m.heapAlloc, m.heapInuse, runtime.NumGoroutine())
 		}
+	}
+	if cfg.cpuprofile != "" {
+		pprof.StopCPUProfile()
 	}
 	if cfg.memprofile != "" {
 		if err := writeHeapProfile(cfg.memprofile); err != nil {

@@ -28,6 +28,7 @@ func runScale(cfg config) ([]result, error) {
 		"-subscribers="+strconv.Itoa(cfg.subscribers),
 		"-events="+strconv.Itoa(cfg.events),
 		"-dialers="+strconv.Itoa(cfg.dialers),
+		"-source-addrs="+strconv.Itoa(cfg.sourceAddrs),
 		"-v="+strconv.FormatBool(cfg.verbose))
 	if err != nil {
 		return nil, err

@@ -2,10 +2,13 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseOpenFileLimit does nothing where there is no RLIMIT_NOFILE.
-func raiseOpenFileLimit(verbose bool) {}
+func raiseOpenFileLimit(want uint64, verbose bool) {}
 
 func openFileLimit() uint64 { return 0 }
 
@@ -14,3 +17,9 @@ func openFileLimit() uint64 { return 0 }
 func setReceiveBuffer(size int) func(network, address string, rc syscall.RawConn) error {
 	return nil
 }
+
+func processCPU() time.Duration { return 0 }
+
+func procStatus(field string) uint64 { return 0 }
+
+func resetPeakRSS() bool { return false }
