@@ -213,7 +213,6 @@ type broadcaster struct {
 
 	retain *retention // nil without Replay
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
-	ended  uint64     // how many subscribers have been detached
 }
 
 // subscriber is one ServeHTTP call. Its fields but out are guarded by broadcaster.mu.
@@ -387,7 +386,6 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
 	s.index = -1
-	r.ended++
 	release := r.releaseWriter(s)
 	r.mu.Unlock()
 	if release {

@@ -32,8 +32,9 @@ func TopicIdle(d time.Duration) RouteOption {
 //
 // All methods may be called from any number of goroutines at once.
 type Topics struct {
-	cfg   routeConfig
-	every time.Duration // how often idle topics are looked for
+	newRoute func(topic string) Route
+	idle     time.Duration
+	every    time.Duration // how often idle topics are looked for
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -43,9 +44,9 @@ type Topics struct {
 
 // topic is one named Route, with what the sweep needs to tell whether it is idle.
 type topic struct {
-	route *broadcaster
+	route Route
 	used  bool      // Route was called for it since the last sweep
-	seen  uint64    // the Route's published and ended counts at the last sweep
+	seen  uint64    // the events the Route had published at the last sweep
 	quiet time.Time // when the sweep last saw it in use
 }
 
@@ -53,10 +54,20 @@ type topic struct {
 // WaitForSubscriber(false).
 func NewTopics(opts ...RouteOption) *Topics {
 	cfg := config(append(opts[:len(opts):len(opts)], WaitForSubscriber(false)))
-	if cfg.topicIdle <= 0 {
-		cfg.topicIdle = DefaultTopicIdle
+	return NewTopicsOf(func(string) Route { return newBroadcaster(cfg) }, cfg.topicIdle)
+}
+
+// NewTopicsOf returns an empty [Topics] whose topics' Routes are made by newRoute, called
+// with the topic's name: Routes of another kind, such as those of a Route over a shared log
+// in another package. A topic is idle, and its Route closed and freed, once for the time idle
+// (zero or less means [DefaultTopicIdle]) no call of Route was made for it and [StatsOf] its
+// Route showed no subscriber and no new published event. newRoute is called with the Topics'
+// lock held, so it must not call the Topics' methods.
+func NewTopicsOf(newRoute func(topic string) Route, idle time.Duration) *Topics {
+	if idle <= 0 {
+		idle = DefaultTopicIdle
 	}
-	return &Topics{cfg: cfg, every: cfg.topicIdle / 4, topics: make(map[string]*topic)}
+	return &Topics{newRoute: newRoute, idle: idle, every: idle / 4, topics: make(map[string]*topic)}
 }
 
 // Route returns the Route of the topic, made on first use. After [Topics.Close] it returns
@@ -66,13 +77,13 @@ func (t *Topics) Route(name string) Route {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		r := newBroadcaster(t.cfg)
+		r := t.newRoute(name)
 		r.Close()
 		return r
 	}
 	tp, ok := t.topics[name]
 	if !ok {
-		tp = &topic{route: newBroadcaster(t.cfg), quiet: time.Now()}
+		tp = &topic{route: t.newRoute(name), quiet: time.Now()}
 		t.topics[name] = tp
 		if t.sweep == nil {
 			t.sweep = time.AfterFunc(t.every, t.sweepIdle)
@@ -106,14 +117,14 @@ func (t *Topics) Close() error {
 // Stats adds up the Stats of the topics alive now.
 func (t *Topics) Stats() Stats {
 	t.mu.Lock()
-	routes := make([]*broadcaster, 0, len(t.topics))
+	routes := make([]Route, 0, len(t.topics))
 	for _, tp := range t.topics {
 		routes = append(routes, tp.route)
 	}
 	t.mu.Unlock()
 	var sum Stats
 	for _, r := range routes {
-		st := r.Stats()
+		st := StatsOf(r)
 		sum.Subscribers += st.Subscribers
 		sum.Published += st.Published
 		sum.DroppedBehind += st.DroppedBehind
@@ -131,34 +142,38 @@ func (t *Topics) Len() int {
 	return len(t.topics)
 }
 
-// sweepIdle frees the topics that have been idle for cfg.topicIdle. One timer per Topics
+// sweepIdle frees the topics that have been idle for t.idle. One timer per Topics
 // runs it, every quarter of that time, while there are topics.
 func (t *Topics) sweepIdle() {
 	now := time.Now()
+	var idle []Route
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return
 	}
 	for name, tp := range t.topics {
-		tp.route.mu.Lock()
-		subs := len(tp.route.subs)
-		seen := tp.route.stats.Published + tp.route.ended
-		tp.route.mu.Unlock()
+		// A subscriber that came and went between two sweeps came through Route (used); one
+		// still there when the sweep ran counts from then.
+		st := StatsOf(tp.route)
 		switch {
-		case subs > 0 || tp.used || seen != tp.seen:
-			tp.used, tp.seen, tp.quiet = false, seen, now
-		case now.Sub(tp.quiet) >= t.cfg.topicIdle:
-			// Closed while still locked, so that a topic gone from the map is closed: it has
-			// no subscriber, so Close has nobody to cut and returns at once.
+		case st.Subscribers > 0 || tp.used || st.Published != tp.seen:
+			tp.used, tp.seen, tp.quiet = false, st.Published, now
+		case now.Sub(tp.quiet) >= t.idle:
 			delete(t.topics, name)
-			tp.route.Close()
+			idle = append(idle, tp.route)
 		}
 	}
 	if len(t.topics) > 0 {
 		t.sweep.Reset(t.every)
-		return
+	} else {
+		t.sweep = nil
+		t.topics = make(map[string]*topic) // a map does not shrink: let the old one go
 	}
-	t.sweep = nil
-	t.topics = make(map[string]*topic) // a map does not shrink: let the old one go
+	t.mu.Unlock()
+	// Closed after unlocking: another kind of Route may take its time to close (a Route
+	// over a remote log talks to it), and Route must not wait for that.
+	for _, r := range idle {
+		r.Close()
+	}
 }
