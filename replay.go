@@ -188,27 +188,27 @@ type resume struct {
 // attachment are one step.
 func (r *broadcaster) place(s *subscriber, lastEventID string) resume {
 	head := r.base + int64(len(r.log))
-	s.next = head
+	s.next.Store(head)
 	rt := r.retain
 	if rt == nil || lastEventID == "" {
 		return resume{}
 	}
 	if end, ok := rt.find(lastEventID); ok {
-		s.next = end
+		s.next.Store(end)
 		r.stats.Replays++
 		return resume{}
 	}
 	if lastEventID == rt.evictedID {
 		// The event just before the oldest retained one: all it missed is retained.
-		s.next = rt.start(head)
+		s.next.Store(rt.start(head))
 		r.stats.Replays++
 		return resume{}
 	}
 	if r.cfg.history != nil {
 		// Held at the oldest retained event until the History has answered.
-		s.next = rt.start(head)
+		s.next.Store(rt.start(head))
 		through := rt.evictedID
-		if s.next == head {
+		if s.next.Load() == head {
 			through = rt.lastID
 		}
 		return resume{after: lastEventID, through: through, history: true}
@@ -230,7 +230,7 @@ func (r *broadcaster) catchUp(s *subscriber, req *http.Request, rs resume) bool 
 			r.stats.Replays++
 		} else {
 			// Start from the live events instead, and say so.
-			s.next = r.base + int64(len(r.log))
+			s.next.Store(r.base + int64(len(r.log)))
 			r.stats.Gaps++
 			rs.gap, rs.gapID = true, r.retain.lastID
 		}

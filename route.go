@@ -4,8 +4,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ContentType is the media type of an event stream.
@@ -181,6 +184,10 @@ func newBroadcaster(cfg routeConfig) *broadcaster {
 // subscribers; each subscriber only remembers the offset of the next byte it will send, and
 // takes everything from there to the end in one write. Bytes that every subscriber has taken
 // are released from time to time (compact).
+//
+// Subscribers take without the lock, through head, view and wake: a publish wakes a thousand
+// subscribers at once, and a thousand goroutines queueing for one mutex to learn where the log
+// ends would be served one by one, each hand-off waiting for the scheduler.
 type broadcaster struct {
 	cfg routeConfig
 
@@ -193,17 +200,22 @@ type broadcaster struct {
 	attachOnce sync.Once
 
 	mu sync.Mutex
-	// log holds the bytes from offset base on. Only a publisher (holding publishing)
+	// log holds the bytes from offset base on. Only a publisher (holding publishing and mu)
 	// changes log and base, and only by appending past the end or by moving the live part
 	// to a new array, so a subscriber may write a slice of it without holding mu.
 	log       []byte
 	base      int64
 	compactAt int
 	subs      []*subscriber
-	// published is closed by the next publish (or Close), waking every subscriber that
-	// found nothing to take: one channel for all of them, so that a waiting subscriber
-	// costs no channel, list entry or callback of its own. nil until a subscriber waits.
-	published chan struct{}
+
+	// head is base+len(log), stored after the bytes it covers are in view.
+	head atomic.Int64
+	// view is the log's array as of the last publish or compaction.
+	view atomic.Pointer[logView]
+	// wake is closed by the next publish (or Close), waking every subscriber that found
+	// nothing to take: one channel for all of them, so that a waiting subscriber costs no
+	// channel, list entry or callback of its own. nil until a subscriber waits.
+	wake atomic.Pointer[signal]
 
 	// headerJobs hands a new subscriber's headers to a writeHeaders goroutine waiting for
 	// one (see sendHeaders); a nil job ends one. Each waiting writer is kept by one of the
@@ -215,11 +227,23 @@ type broadcaster struct {
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
 }
 
-// subscriber is one ServeHTTP call. Its fields but out are guarded by broadcaster.mu.
+// logView is the log's array for subscribers reading without the lock: the byte at offset o
+// is mem[o-base]. Bytes below head are never written again: a publisher appends past head, and
+// a compaction copies the live bytes to a new array.
+type logView struct {
+	base int64
+	mem  []byte // the whole array, up to its capacity
+}
+
+// signal is one wake-up: closing c wakes every subscriber waiting on it.
+type signal struct{ c chan struct{} }
+
+// subscriber is one ServeHTTP call. next is written by its ServeHTTP only and read by a
+// publisher's compaction; dropped is set by a compaction; index is guarded by broadcaster.mu.
 type subscriber struct {
-	next    int64 // the offset of the next byte to send
+	next    atomic.Int64 // the offset of the next byte to send
+	dropped atomic.Bool
 	index   int32 // position in broadcaster.subs; -1 once detached
-	dropped bool
 	out     output
 	resume  resume // how it starts, when it came back with a Last-Event-ID
 }
@@ -232,8 +256,8 @@ func (r *broadcaster) Close() error {
 		for _, s := range r.subs {
 			s.out.cut(by)
 		}
-		r.wakeWaiters()
 		r.mu.Unlock()
+		r.wakeWaiters()
 	})
 	return nil
 }
@@ -314,16 +338,41 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 	if len(r.subs) == 0 && r.retain == nil || len(r.log) >= r.compactAt {
 		r.compact(begin)
 	}
-	r.wakeWaiters()
+	r.publishView()
 	r.mu.Unlock()
+	r.wakeWaiters()
 	return nil
 }
 
-// wakeWaiters wakes every subscriber waiting for a publish. It is called with mu held.
+// publishView shows subscribers the log as it is now: its array, if that has changed, then
+// its end. It is called with mu held, by a publisher.
+func (r *broadcaster) publishView() {
+	v := r.view.Load()
+	if v == nil || v.base != r.base || unsafe.SliceData(v.mem) != unsafe.SliceData(r.log) {
+		r.view.Store(&logView{base: r.base, mem: r.log[:cap(r.log)]})
+	}
+	r.head.Store(r.base + int64(len(r.log)))
+}
+
+// wakeWaiters wakes every subscriber waiting for a publish. It is called after head has
+// moved (or the Route has closed): a subscriber that got its signal before this sees it
+// closed, and one that gets a new signal after this sees the new head.
 func (r *broadcaster) wakeWaiters() {
-	if r.published != nil {
-		close(r.published)
-		r.published = nil
+	if w := r.wake.Swap(nil); w != nil {
+		close(w.c)
+	}
+}
+
+// signal returns the signal that the next publish closes, making it if nobody has yet.
+func (r *broadcaster) signal() *signal {
+	for {
+		if w := r.wake.Load(); w != nil {
+			return w
+		}
+		w := &signal{c: make(chan struct{})}
+		if r.wake.CompareAndSwap(nil, w) {
+			return w
+		}
 	}
 }
 
@@ -335,16 +384,17 @@ func (r *broadcaster) compact(event int64) {
 	head := r.base + int64(len(r.log))
 	low := head
 	for _, s := range r.subs {
-		if s.dropped {
+		if s.dropped.Load() {
 			continue
 		}
-		if event-s.next > int64(r.cfg.maxQueuedBytes) {
-			s.dropped = true
+		next := s.next.Load()
+		if event-next > int64(r.cfg.maxQueuedBytes) {
+			s.dropped.Store(true)
 			r.stats.DroppedBehind++
 			s.out.cut(time.Now())
 			continue
 		}
-		low = min(low, s.next)
+		low = min(low, next)
 	}
 	if r.retain != nil {
 		low = min(low, r.retain.start(head))
@@ -395,26 +445,37 @@ func (r *broadcaster) detach(s *subscriber) {
 
 // take returns the bytes published since the subscriber last took. When there are none it
 // returns the channel that the next publish closes instead. ok is false when the subscriber
-// has been dropped, or when there is nothing to take and the Route is closed.
+// has been dropped, or when there is nothing to take and the Route is closed. It takes no
+// lock (see broadcaster).
 func (r *broadcaster) take(s *subscriber) (p []byte, published <-chan struct{}, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s.dropped {
-		return nil, nil, false
-	}
-	head := r.base + int64(len(r.log))
-	if s.next < head {
-		p = r.log[s.next-r.base:]
-		s.next = head
-		return p, nil, true
+	var w *signal
+	for {
+		if s.dropped.Load() {
+			return nil, nil, false
+		}
+		head, next := r.head.Load(), s.next.Load()
+		if next < head {
+			// The view is the one head was stored with, or a newer one, which holds the
+			// same bytes from the oldest offset a subscriber still needs; only a dropped
+			// subscriber can be behind its base.
+			v := r.view.Load()
+			if next < v.base {
+				return nil, nil, false
+			}
+			s.next.Store(head)
+			return v.mem[next-v.base : head-v.base], nil, true
+		}
+		if w != nil {
+			break
+		}
+		// Get the signal first, then look at head again: a publish that moved head after
+		// the first look has either closed this signal or will.
+		w = r.signal()
 	}
 	if r.isClosed() {
 		return nil, nil, false
 	}
-	if r.published == nil {
-		r.published = make(chan struct{})
-	}
-	return nil, r.published, true
+	return nil, w.c, true
 }
 
 // ServeHTTP serves one subscriber (see [Route]). Between writes its goroutine waits on two
@@ -439,6 +500,12 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if !ok || !wait(published, gone) {
 			return
 		}
+		// A publish puts every subscriber it wakes on the run queue of the publisher's
+		// processor, and a processor serves its own queue before the global one. Without
+		// this yield the subscribers that keep up would be woken and write again at each
+		// publish while those still waiting from an earlier one wait on; yielding sends each
+		// to the back of the global queue, so that they take their turns in order.
+		runtime.Gosched()
 	}
 }
 

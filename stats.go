@@ -55,7 +55,7 @@ func (r *broadcaster) dropReason(s *subscriber) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case s.dropped:
+	case s.dropped.Load():
 		return ErrTooFarBehind
 	case s.out.timedOut && !r.isClosed():
 		r.stats.DroppedTimeout++

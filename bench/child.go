@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -171,6 +172,7 @@ func childMain(libName string, in io.Reader, stdout io.Writer) {
 			rate, _ := strconv.Atoi(f[2])
 			interval := time.Second / time.Duration(max(rate, 1))
 			times := make([]int64, e)
+			stop := profileSteady(libName)
 			t0 := time.Now()
 			for i := range e {
 				if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
@@ -182,6 +184,7 @@ func childMain(libName string, in io.Reader, stdout io.Writer) {
 					break
 				}
 			}
+			stop()
 			reply("published")
 			var b strings.Builder
 			b.WriteString("times")
@@ -208,6 +211,45 @@ func childMain(libName string, in io.Reader, stdout io.Writer) {
 				base.HeapInuse, base.StackInuse, baseG)
 		default:
 			reply("error unknown command %q", cmd)
+		}
+	}
+}
+
+// profileSteady starts the profiles of a steady run that the environment asks for and
+// returns the function that writes them: BENCH_CHILD_CPUPROFILE (CPU),
+// BENCH_CHILD_MUTEXPROFILE (mutex contention) and BENCH_CHILD_TRACE (an execution trace),
+// each a path with the library's name appended.
+func profileSteady(lib string) (stop func()) {
+	name := func(env string) string {
+		if p := os.Getenv(env); p != "" {
+			return p + "." + strings.ReplaceAll(lib, "/", "_")
+		}
+		return ""
+	}
+	var stops []func()
+	if p := name("BENCH_CHILD_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if p := name("BENCH_CHILD_MUTEXPROFILE"); p != "" {
+		runtime.SetMutexProfileFraction(1)
+		stops = append(stops, func() {
+			if f, err := os.Create(p); err == nil {
+				_ = pprof.Lookup("mutex").WriteTo(f, 0)
+				f.Close()
+			}
+			runtime.SetMutexProfileFraction(0)
+		})
+	}
+	if p := name("BENCH_CHILD_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil && trace.Start(f) == nil {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
+		}
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
 		}
 	}
 }

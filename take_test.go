@@ -1,0 +1,133 @@
+package httpsse
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestTakeWhilePublishing runs subscribers' take, which holds no lock, against a publisher
+// publishing as fast as it can, through log growth, compactions and drops: every subscriber
+// must get the events from its first one on, each once and in order, with no byte torn; a
+// dropped subscriber must get an exact prefix and then be told it was dropped. Fast
+// subscribers take as soon as they can, slow ones pause now and then, and stuck ones take
+// nothing until publishing is over, by when they are far more than MaxQueuedBytes behind. Run
+// it with -race.
+func TestTakeWhilePublishing(t *testing.T) {
+	const (
+		events = 20000
+		fast   = 6
+		slow   = 4
+		stuck  = 2
+		all    = fast + slow + stuck
+	)
+	r := newBroadcaster(config([]RouteOption{WaitForSubscriber(false), MaxQueuedBytes(32 << 10)}))
+	publishedAll := make(chan struct{})
+
+	type result struct {
+		name    string
+		stuck   bool
+		got     []int
+		dropped bool
+		err     error
+	}
+	results := make(chan result, all)
+	var attached sync.WaitGroup
+	for i := range all {
+		attached.Add(1)
+		go func() {
+			rec := httptest.NewRecorder()
+			s := &subscriber{out: output{w: rec, rc: *http.NewResponseController(rec)}}
+			ok := r.attach(s, "")
+			attached.Done()
+			res := result{name: fmt.Sprintf("subscriber %d", i), stuck: i >= fast+slow}
+			if !ok {
+				res.err = fmt.Errorf("not attached")
+				results <- res
+				return
+			}
+			if res.stuck {
+				<-publishedAll
+			}
+			var buf strings.Builder
+			for {
+				p, published, ok := r.take(s)
+				if !ok {
+					res.dropped = s.dropped.Load()
+					break
+				}
+				if len(p) == 0 {
+					<-published
+					continue
+				}
+				buf.Write(p)
+				if i >= fast && i < fast+slow && len(p)%7 == 0 {
+					time.Sleep(time.Millisecond) // slow: falls behind now and then
+				}
+			}
+			r.detach(s)
+			res.got, res.err = parseSeq(buf.String())
+			results <- res
+		}()
+	}
+	attached.Wait()
+	for i := range events {
+		if err := r.PublishEvent(func(w EventWriter) error { return w.WriteData(strconv.Itoa(i)) }); err != nil {
+			t.Fatalf("PublishEvent(%d) = %v", i, err)
+		}
+		if i%500 == 0 {
+			time.Sleep(100 * time.Microsecond) // let the fast ones keep up, mostly
+		}
+	}
+	close(publishedAll)
+	r.Close()
+
+	drops := 0
+	for range all {
+		res := <-results
+		if res.err != nil {
+			t.Errorf("%s: %v", res.name, res.err)
+			continue
+		}
+		for k, n := range res.got {
+			if n != res.got[0]+k {
+				t.Errorf("%s: event %d is %d, want %d", res.name, k, n, res.got[0]+k)
+				break
+			}
+		}
+		if res.dropped {
+			drops++
+			continue
+		}
+		if res.stuck {
+			t.Errorf("%s: took nothing while %d events were published, and was not dropped", res.name, events)
+		}
+		if len(res.got) == 0 || res.got[len(res.got)-1] != events-1 {
+			t.Errorf("%s: not dropped, but got %d events ending before %d", res.name, len(res.got), events-1)
+		}
+	}
+	t.Logf("%d of %d subscribers dropped", drops, all)
+}
+
+// parseSeq parses a stream of "data: N\n\n" events.
+func parseSeq(s string) ([]int, error) {
+	var got []int
+	for s != "" {
+		ev, rest, ok := strings.Cut(s, "\n\n")
+		if !ok {
+			return got, fmt.Errorf("torn event %q at the end", ev)
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(ev, "data: "))
+		if err != nil || !strings.HasPrefix(ev, "data: ") {
+			return got, fmt.Errorf("event %q after %d events", ev, len(got))
+		}
+		got = append(got, n)
+		s = rest
+	}
+	return got, nil
+}
