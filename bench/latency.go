@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +103,9 @@ func runLatency(l *library, subs, evs, rate int) (res latencyResult) {
 			}
 		}
 	}
+	if path := os.Getenv("BENCH_LATENCY_SERIES"); path != "" {
+		writeLatencySeries(path+"."+strings.ReplaceAll(l.name, "/", "_"), recv, pub)
+	}
 	if len(lat) == 0 {
 		res.err = fmt.Errorf("nothing received")
 		return res
@@ -156,3 +160,29 @@ func printLatency(w io.Writer, all [][]latencyResult) (failed bool) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+// writeLatencySeries writes one line per event to path: its sequence number, when it was
+// published (ms after the first publish), and its latency (ms) at the median, 99th percentile
+// and maximum over the subscribers that received it. BENCH_LATENCY_SERIES asks for it.
+func writeLatencySeries(path string, recv [][]int32, pub []int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	col := make([]int32, 0, len(recv))
+	for seq := range pub {
+		col = col[:0]
+		for r := range recv {
+			if t := recv[r][seq]; t != 0 {
+				col = append(col, int32(int64(t-1)-pub[seq]))
+			}
+		}
+		if len(col) == 0 {
+			continue
+		}
+		slices.Sort(col)
+		at := func(q float64) float64 { return float64(col[min(len(col)-1, int(q*float64(len(col))))]) / 1e3 }
+		fmt.Fprintf(f, "%d %.1f %.2f %.2f %.2f\n", seq, float64(pub[seq]-pub[0])/1e3, at(0.5), at(0.99), at(1))
+	}
+}
