@@ -345,10 +345,11 @@ func (r *broadcaster) publish(fn func(EventWriter) error, stop <-chan struct{}) 
 }
 
 // publishView shows subscribers the log as it is now: its array, if that has changed, then
-// its end. It is called with mu held, by a publisher.
+// its end. It is called with mu held, by a publisher and by attach. With nobody attached
+// nobody reads the view, so it is left as it is until someone is.
 func (r *broadcaster) publishView() {
 	v := r.view.Load()
-	if v == nil || v.base != r.base || unsafe.SliceData(v.mem) != unsafe.SliceData(r.log) {
+	if len(r.subs) > 0 && (v == nil || v.base != r.base || unsafe.SliceData(v.mem) != unsafe.SliceData(r.log)) {
 		r.view.Store(&logView{base: r.base, mem: r.log[:cap(r.log)]})
 	}
 	r.head.Store(r.base + int64(len(r.log)))
@@ -423,6 +424,7 @@ func (r *broadcaster) attach(s *subscriber, lastEventID string) bool {
 	s.resume = r.place(s, lastEventID)
 	s.index = int32(len(r.subs))
 	r.subs = append(r.subs, s)
+	r.publishView() // a returning subscriber may start before head
 	r.mu.Unlock()
 	r.attachOnce.Do(func() { close(r.attached) })
 	return true
