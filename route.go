@@ -401,11 +401,14 @@ func (r *broadcaster) compact(event int64) {
 		low = min(low, r.retain.start(head))
 	}
 	if low > r.base {
-		// A new array: a subscriber may still be writing from the old one.
 		live := r.log[low-r.base:]
-		if len(live) == 0 {
+		switch {
+		case len(live) == 0 && len(r.subs) == 0 && cap(r.log) <= minCompact:
+			r.log = r.log[:0] // nobody is reading it, and it is small: it serves again
+		case len(live) == 0:
 			r.log = nil
-		} else {
+		default:
+			// A new array: a subscriber may still be writing from the old one.
 			r.log = append(make([]byte, 0, 2*len(live)), live...)
 		}
 		r.base = low

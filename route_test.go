@@ -801,3 +801,26 @@ func TestRouteHeaderPanicOnHandlerGoroutine(t *testing.T) {
 type panickingWriter struct{ *httptest.ResponseRecorder }
 
 func (w panickingWriter) WriteHeader(int) { panic(http.ErrAbortHandler) }
+
+// Publishing to a Route nobody is attached to reuses the log's array: one allocation per
+// event (the EventWriter, fresh for each publish so that one kept past its function writes
+// nowhere). A subscriber that comes afterwards gets the next event, not the old bytes.
+func TestRoutePublishToNobody(t *testing.T) {
+	route := NewRoute(WaitForSubscriber(false))
+	ts := startRoute(t, route)
+	unheard := func(w EventWriter) error { return w.WriteData("nobody hears this") }
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := route.PublishEvent(unheard); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("publishing to nobody: %v allocations per event, want at most 1", allocs)
+	}
+	s := openStream(t, ts.Client(), ts.URL, "")
+	waitSubscribers(t, route, 1)
+	publishData(t, route, "live")
+	if got, want := s.mustNext(t), "data: live\n\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
