@@ -243,23 +243,43 @@ type signal struct{ c chan struct{} }
 type subscriber struct {
 	next    atomic.Int64 // the offset of the next byte to send
 	dropped atomic.Bool
-	index   int32 // position in broadcaster.subs; -1 once detached
-	out     output
-	resume  resume // how it starts, when it came back with a Last-Event-ID
+	// busy is set from attach until the subscriber waits, and again from each wake-up, so
+	// that Close can tell who may still be writing (see cutStragglers).
+	busy   atomic.Bool
+	index  int32 // position in broadcaster.subs; -1 once detached
+	out    output
+	resume resume // how it starts, when it came back with a Last-Event-ID
 }
 
 func (r *broadcaster) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closed)
-		by := time.Now().Add(closeGrace)
+		r.wakeWaiters()
 		r.mu.Lock()
-		for _, s := range r.subs {
-			s.out.cut(by)
+		if len(r.subs) > 0 {
+			time.AfterFunc(closeGrace, r.cutStragglers)
 		}
 		r.mu.Unlock()
-		r.wakeWaiters()
 	})
 	return nil
+}
+
+// cutStragglers cuts the writes of the subscribers that, closeGrace after Close, are still
+// attached and may still be writing: those behind the head, and those busy. The others have
+// sent everything and will return as soon as they run; on HTTP/2 a deadline that passes
+// resets the stream even with nothing left to write, so they are left alone. next is read
+// before busy: a subscriber sets busy before it takes, so one seen at the head and not
+// busy has nothing left to write.
+func (r *broadcaster) cutStragglers() {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head := r.head.Load()
+	for _, s := range r.subs {
+		if s.next.Load() < head || s.busy.Load() {
+			s.out.cut(now)
+		}
+	}
 }
 
 func (r *broadcaster) isClosed() bool {
@@ -543,6 +563,7 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 	h.Set("X-Accel-Buffering", "no")
 
 	s := &subscriber{}
+	s.busy.Store(true)
 	s.out = output{w: w, rc: *http.NewResponseController(w), timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
 	// The server's ReadTimeout and WriteTimeout are meant for requests that end; on a
 	// stream they would cut a healthy client. Lift them here and bound each write instead.
@@ -567,8 +588,10 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 // dropped, or when a write failed.
 func (r *broadcaster) pump(s *subscriber) (published <-chan struct{}, ok bool) {
 	for {
+		s.busy.Store(true)
 		p, published, ok := r.take(s)
 		if !ok || len(p) == 0 {
+			s.busy.Store(false)
 			return published, ok
 		}
 		if err := s.out.send(p); err != nil {

@@ -131,3 +131,70 @@ func parseSeq(s string) ([]int, error) {
 	}
 	return got, nil
 }
+
+// deadlineWriter is a ResponseWriter that records the write deadlines set on it.
+type deadlineWriter struct {
+	httptest.ResponseRecorder
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadlines = append(w.deadlines, t)
+	return nil
+}
+
+func (w *deadlineWriter) cutBefore(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.deadlines {
+		if !d.IsZero() && d.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// After Close's grace, only the subscribers that may still be writing are cut: one behind
+// the head, and one busy (between waking and waiting). One that has taken everything and
+// waits is left alone: on HTTP/2 a deadline that passes resets its stream, although it has
+// nothing left to send.
+func TestCloseCutsOnlyStragglers(t *testing.T) {
+	r := newBroadcaster(config([]RouteOption{WaitForSubscriber(false), WriteTimeout(-1)}))
+	attach := func() (*subscriber, *deadlineWriter) {
+		w := &deadlineWriter{}
+		s := &subscriber{out: output{w: w, rc: *http.NewResponseController(w)}}
+		if !r.attach(s, "") {
+			t.Fatal("attach failed")
+		}
+		return s, w
+	}
+	waiting, waitingW := attach()
+	behind, behindW := attach()
+	busy, busyW := attach()
+	if err := r.PublishEvent(func(w EventWriter) error { return w.WriteData("x") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*subscriber{waiting, busy} {
+		if p, _, ok := r.take(s); !ok || string(p) != "data: x\n\n" {
+			t.Fatalf("take = %q, %v", p, ok)
+		}
+	}
+	waiting.busy.Store(false)
+	behind.busy.Store(false)
+	busy.busy.Store(true)
+
+	r.cutStragglers()
+	after := time.Now().Add(time.Millisecond)
+	for _, c := range []struct {
+		name string
+		w    *deadlineWriter
+		cut  bool
+	}{{"waiting at the head", waitingW, false}, {"behind", behindW, true}, {"busy", busyW, true}} {
+		if got := c.w.cutBefore(after); got != c.cut {
+			t.Errorf("%s: cut = %v, want %v", c.name, got, c.cut)
+		}
+	}
+}
