@@ -294,6 +294,7 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 			return 0, err
 		}
 		if r.Failed != 0 {
+			fmt.Fprintf(os.Stderr, "httpsse-load h2: %s: %s\n", name, r.Err)
 			return 0, fmt.Errorf("event %d: %d of %d subscribers received it, %d failed%s", last, r.N, run.subscribers, r.Failed, errSuffix(r.Err))
 		}
 		return d, nil
@@ -326,6 +327,9 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 		return run, rs, err
 	}
 	run.close = time.Since(closeStart)
+	if r.Err != "" {
+		fmt.Fprintf(os.Stderr, "httpsse-load h2: %s: %s\n", name, r.Err)
+	}
 	rs = append(rs, check(sc, name+": every sequence exact (1 to the last event, in order), every stream ended cleanly by Close",
 		r.N == cfg.subscribers && r.Clean == cfg.subscribers && r.Failed == 0,
 		fmt.Sprintf("%d exact through %d, %d clean, %d reset/error, %d events received%s", r.N, k, r.Clean, r.Reset, r.Events, errSuffix(r.Err)),
