@@ -288,11 +288,13 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 				return 0, fmt.Errorf("PublishEvent %d: %w", k, err)
 			}
 		}
+		published := time.Since(start)
 		r, err := c.await("reached", 5*time.Minute)
 		d := time.Since(start)
 		if err != nil {
 			return 0, err
 		}
+		logf(cfg, "h2: %s: events %d to %d published in %v, delivered to all in %v", name, last-events+1, last, published, d)
 		if r.Failed != 0 {
 			fmt.Fprintf(os.Stderr, "httpsse-load h2: %s: %s\n", name, r.Err)
 			return 0, fmt.Errorf("event %d: %d of %d subscribers received it, %d failed%s", last, r.N, run.subscribers, r.Failed, errSuffix(r.Err))
