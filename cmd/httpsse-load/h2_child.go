@@ -31,9 +31,10 @@ type stream struct {
 // childH2 is the subscriber process of the h2 scenario. It connects cfg.subscribers
 // subscribers over cfg.h2Proto, then answers the parent's commands on standard input:
 // "expect K" arms a round whose last event is K ("armed"), and the report "reached" follows
-// once every subscriber has received event K. Every subscriber checks that it receives
-// 1, 2, 3, ... with nothing missing or repeated; "ended" reports, once every stream has
-// ended, how many were exact and ended cleanly.
+// once every subscriber has received event K; "closing" ("closing") comes before the parent
+// closes the Route. Every subscriber checks that it receives 1, 2, 3, ... with nothing
+// missing or repeated; "ended" reports, once every stream has ended, how many were exact
+// (every event, in order, and none after the last) and how many ended cleanly.
 func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 	var errs firstError
 	debug.FreeOSMemory()
@@ -76,6 +77,8 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 		exact        int
 		events       int64
 		recvErrs     firstError
+		endErrs      firstError  // streams that had every event but did not end cleanly
+		closing      atomic.Bool // the parent is about to close the Route
 	)
 	// progress is called with mu held after any change.
 	progress := func() {
@@ -88,7 +91,7 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 			out.emit(report{Kind: "reached", N: reached, Failed: bad, Err: recvErrs.String()})
 		}
 		if ended == n {
-			out.emit(report{Kind: "ended", N: exact, Failed: bad, Clean: clean, Reset: reset, Events: events, Err: recvErrs.String()})
+			out.emit(report{Kind: "ended", N: exact, Failed: bad, Clean: clean, Reset: reset, Events: events, Err: recvErrs.String(), Extra: endErrs.String()})
 		}
 	}
 	for i, s := range streams {
@@ -117,11 +120,19 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 			var ev httpsse.Event
 			for {
 				if !s.dec.Next() {
+					// Before the parent said "closing", any end is a failure; after it, a
+					// stream that has every event is exact however it ended, and the end
+					// itself is counted as clean (end of body) or not.
 					err := s.dec.Err()
-					if err != nil {
-						fail(fmt.Errorf("after event %d: %w", last, err))
-					} else if int64(last) != target.Load() {
-						fail(fmt.Errorf("stream ended after event %d, the last published was %d", last, target.Load()))
+					switch {
+					case !closing.Load() && err != nil:
+						fail(fmt.Errorf("after event %d, before Close: %w", last, err))
+					case !closing.Load():
+						fail(fmt.Errorf("stream ended after event %d, before Close", last))
+					case int64(last) != target.Load():
+						fail(fmt.Errorf("stream ended (error: %v) after event %d, the last published was %d", err, last, target.Load()))
+					case err != nil:
+						endErrs.set(fmt.Errorf("subscriber %d: after the last event: %w", i, err))
 					}
 					mu.Lock()
 					ended++
@@ -182,25 +193,28 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 		return errors.New("no subscriber connected")
 	}
 
-	for {
-		args, ok := waitCommandArgs(in, "expect")
-		if !ok {
-			return nil // the parent closed standard input: the end
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		switch {
+		case len(f) == 1 && f[0] == "closing":
+			closing.Store(true)
+			out.emit(report{Kind: "closing"})
+		case len(f) == 2 && f[0] == "expect":
+			k, err := strconv.Atoi(f[1])
+			if err != nil {
+				return fmt.Errorf("command %q: %w", in.Text(), err)
+			}
+			mu.Lock()
+			round++
+			reached, reachedSent = 0, false
+			target.Store(int64(k))
+			mu.Unlock()
+			out.emit(report{Kind: "armed", N: k})
+		default:
+			return fmt.Errorf("unknown command %q", in.Text())
 		}
-		if len(args) != 1 {
-			return fmt.Errorf("command \"expect %s\": want one event number", strings.Join(args, " "))
-		}
-		k, err := strconv.Atoi(args[0])
-		if err != nil {
-			return fmt.Errorf("command \"expect %s\": %w", args[0], err)
-		}
-		mu.Lock()
-		round++
-		reached, reachedSent = 0, false
-		target.Store(int64(k))
-		mu.Unlock()
-		out.emit(report{Kind: "armed", N: k})
 	}
+	return nil // the parent closed standard input: the end
 }
 
 // dialH2 opens cfg.subscribers streams over HTTP/2, cfg.h2Streams of them on each TLS
