@@ -191,7 +191,11 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 	name := protoName(proto)
 	run := h2Run{proto: proto}
 	var rs []result
-	route := httpsse.NewRoute()
+	var opts []httpsse.RouteOption
+	if cfg.h2WriteTimeout > 0 {
+		opts = append(opts, httpsse.WriteTimeout(cfg.h2WriteTimeout))
+	}
+	route := httpsse.NewRoute(opts...)
 	srv, err := startProtoServer(route, proto, cfg.h2Streams)
 	if err != nil {
 		return run, nil, err
@@ -266,7 +270,7 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 		fmt.Sprintf("HeapInuse %s + StackInuse %s; RSS %s; %.2f goroutines", kib(run.heapPer), kib(run.stackPer), kib(run.rssPer), run.goroutinesPer)))
 
 	// Every subscriber is attached before the numbered events.
-	if _, err := syncUntil(route, c, "synced", 2*time.Minute); err != nil {
+	if err := syncEvery(route, c, 10*time.Second, 5*time.Minute); err != nil {
 		return run, rs, err
 	}
 	logf(cfg, "h2: %s: all synced", name)
@@ -351,6 +355,27 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 	rs = append(rs, check(sc, name+": server goroutines after Close", g <= baseGoroutines,
 		fmt.Sprintf("%d (baseline %d, with subscribers %d)", g, baseGoroutines, idleGoroutines), fmt.Sprintf("<= %d", baseGoroutines)))
 	return run, rs, nil
+}
+
+// syncEvery publishes a "sync" event, then another every interval, until the child reports
+// that every subscriber has received one. Every subscriber is attached once its response
+// headers are in, so the first one is enough unless something went wrong; the scale
+// scenario's syncUntil publishes every 100 ms, which at 100,000 HTTP/2 streams kept the
+// server from delivering them at all.
+func syncEvery(route httpsse.Route, c *child, interval, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := publishSync(route); err != nil {
+			return fmt.Errorf("publishing the sync event: %w", err)
+		}
+		_, err := c.await("synced", min(interval, time.Until(deadline)))
+		if err == nil {
+			return nil
+		}
+		if strings.HasPrefix(err.Error(), "subscriber process") || time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 // spread returns the minimum, median and maximum of ds.
