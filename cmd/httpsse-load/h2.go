@@ -192,7 +192,7 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 	run := h2Run{proto: proto}
 	var rs []result
 	var opts []httpsse.RouteOption
-	if cfg.h2WriteTimeout > 0 {
+	if cfg.h2WriteTimeout != 0 {
 		opts = append(opts, httpsse.WriteTimeout(cfg.h2WriteTimeout))
 	}
 	route := httpsse.NewRoute(opts...)

@@ -111,7 +111,7 @@ func main() {
 	flag.IntVar(&cfg.h2Burst, "h2-burst", 200, "h2: events published at once in each burst round")
 	flag.IntVar(&cfg.h2Rounds, "h2-rounds", 5, "h2: rounds of one event, then rounds of a burst")
 	flag.IntVar(&cfg.h2EventSize, "h2-event-size", 100, "h2: bytes of data per event")
-	flag.DurationVar(&cfg.h2WriteTimeout, "h2-write-timeout", 0, "h2: the Route's WriteTimeout (0: its default, 10s)")
+	flag.DurationVar(&cfg.h2WriteTimeout, "h2-write-timeout", 0, "h2: the Route's WriteTimeout (0: its default, 10s; negative: no write deadline)")
 	flag.StringVar(&cfg.h2Proto, "h2-proto", "", "internal: the protocol of the h2 subscriber process")
 	flag.StringVar(&cfg.h2Cert, "h2-cert", "", "internal: the server's certificate (base64 DER) for the h2 subscriber process")
 
