@@ -69,9 +69,10 @@ type config struct {
 
 	h2WriteTimeout time.Duration
 
-	verbose    bool
-	memprofile string
-	cpuprofile string
+	verbose      bool
+	memprofile   string
+	cpuprofile   string
+	mutexprofile string
 }
 
 func main() {
@@ -117,6 +118,7 @@ func main() {
 
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
+	flag.StringVar(&cfg.mutexprofile, "mutexprofile", "", "write a profile of the server process's contended mutexes (the whole run) to this file")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process (the whole run) to this file")
 	flag.Parse()
 	if cfg.scenario == "h2" && cfg.child == "" && !flagGiven("subscribers") {
@@ -171,6 +173,9 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	if cfg.mutexprofile != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
 	var results []result
 	for _, name := range scenarios {
 		logf(cfg, "scenario %s: start", name)
@@ -204,6 +209,11 @@ func main() {
 	}
 	if cfg.memprofile != "" {
 		if err := writeHeapProfile(cfg.memprofile); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+		}
+	}
+	if cfg.mutexprofile != "" {
+		if err := writeProfile("mutex", cfg.mutexprofile); err != nil {
 			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
 		}
 	}
@@ -282,6 +292,15 @@ func flagGiven(name string) bool {
 		}
 	})
 	return given
+}
+
+func writeProfile(name, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
 
 func writeHeapProfile(name string) error {
