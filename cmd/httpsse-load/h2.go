@@ -39,8 +39,8 @@ func runH2(cfg config) ([]result, error) {
 	load := loadAverage()
 	for _, proto := range strings.Split(cfg.h2Protocols, ",") {
 		proto = strings.TrimSpace(proto)
-		if proto != "h1" && proto != "h2" {
-			return rs, fmt.Errorf("unknown protocol %q in -h2-protocols (want h1 and/or h2)", proto)
+		if proto != "h1" && proto != "h2" && proto != "h2c" {
+			return rs, fmt.Errorf("unknown protocol %q in -h2-protocols (want h1, h2 or h2c)", proto)
 		}
 		if need := h2OpenFiles(cfg, proto); openFileLimit() != 0 && openFileLimit() < need {
 			rs = append(rs, figure("h2", protoName(proto)+": not run",
@@ -75,8 +75,11 @@ func h2Connections(n, streams int) int {
 }
 
 func protoName(proto string) string {
-	if proto == "h1" {
+	switch proto {
+	case "h1":
 		return "HTTP/1.1"
+	case "h2c":
+		return "HTTP/2 cleartext"
 	}
 	return "HTTP/2"
 }
@@ -109,7 +112,9 @@ type protoServer struct {
 
 // startProtoServer serves route at /events on a loopback port: over cleartext HTTP/1.1 for
 // "h1"; for "h2" over TLS with a self-signed certificate made now, with HTTP/2 only and at
-// least streams concurrent streams allowed per connection.
+// least streams concurrent streams allowed per connection; for "h2c" the same HTTP/2 without
+// TLS (prior knowledge, as a proxy may speak to the server behind it), which tells TLS's cost
+// apart from HTTP/2's.
 func startProtoServer(route httpsse.Route, proto string, streams int) (*protoServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +135,17 @@ func startProtoServer(route httpsse.Route, proto string, streams int) (*protoSer
 			}
 		},
 	}
-	if proto == "h1" {
+	var p http.Protocols
+	// net/http allows 250 streams per connection unless told otherwise.
+	ps.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: max(streams, 250)}
+	switch proto {
+	case "h1", "h2c":
+		if proto == "h1" {
+			p.SetHTTP1(true)
+		} else {
+			p.SetUnencryptedHTTP2(true)
+		}
+		ps.srv.Protocols = &p
 		go func() {
 			defer close(ps.done)
 			ps.srv.Serve(ln)
@@ -143,12 +158,9 @@ func startProtoServer(route httpsse.Route, proto string, streams int) (*protoSer
 		return nil, err
 	}
 	ps.certDER = cert.Certificate[0]
-	var p http.Protocols
 	p.SetHTTP2(true) // and not HTTP/1.1: a client that does not speak HTTP/2 fails, which the checks see
 	ps.srv.Protocols = &p
 	ps.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
-	// net/http allows 250 streams per connection unless told otherwise.
-	ps.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: max(streams, 250)}
 	go func() {
 		defer close(ps.done)
 		ps.srv.ServeTLS(ln, "", "")
@@ -258,7 +270,7 @@ func runH2Protocol(cfg config, proto string) (h2Run, []result, error) {
 
 	wantConns := int64(cfg.subscribers)
 	wantH2 := int64(0)
-	if proto == "h2" {
+	if proto != "h1" {
 		wantConns = int64(h2Connections(cfg.subscribers, cfg.h2Streams))
 		wantH2 = int64(cfg.subscribers)
 	}
@@ -399,7 +411,7 @@ func printH2Table(w io.Writer, cfg config, runs []h2Run, load string) {
 	if len(runs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nh2: %d subscribers; HTTP/1.1 cleartext, a connection each; HTTP/2 over TLS 1.3, %d streams a connection; %d rounds; burst %d events of %d bytes of data\nload average (1, 5, 15 min) at the start %s, at the end %s\n\n",
+	fmt.Fprintf(w, "\nh2: %d subscribers; HTTP/1.1 cleartext, a connection each; HTTP/2 over TLS 1.3 (HTTP/2 cleartext: without TLS), %d streams a connection; %d rounds; burst %d events of %d bytes of data\nload average (1, 5, 15 min) at the start %s, at the end %s\n\n",
 		cfg.subscribers, cfg.h2Streams, max(cfg.h2Rounds, 1), cfg.h2Burst, cfg.h2EventSize, load, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(label string, f func(r h2Run) string) {

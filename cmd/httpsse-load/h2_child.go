@@ -50,7 +50,7 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 			}
 		}
 		failed = f
-	case "h2":
+	case "h2", "h2c":
 		var err error
 		streams, failed, err = dialH2(cfg, &errs)
 		if err != nil {
@@ -217,25 +217,32 @@ func childH2(cfg config, out *emitter, in *bufio.Scanner) error {
 	return nil // the parent closed standard input: the end
 }
 
-// dialH2 opens cfg.subscribers streams over HTTP/2, cfg.h2Streams of them on each TLS
-// connection: one http.Transport a connection, which may open only one connection
+// dialH2 opens cfg.subscribers streams over HTTP/2, cfg.h2Streams of them on each
+// connection (TLS, or cleartext with prior knowledge for "h2c"): one http.Transport a connection, which may open only one connection
 // (MaxConnsPerHost 1). The first stream of each connection is opened alone, so that the
 // connection and the server's SETTINGS (its limit of concurrent streams) are in place
 // before the others are opened on it; at most cfg.dialers streams are opened at once.
 func dialH2(cfg config, errs *firstError) ([]stream, int, error) {
-	der, err := base64.StdEncoding.DecodeString(cfg.h2Cert)
-	if err != nil {
-		return nil, 0, fmt.Errorf("-h2-cert: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, 0, fmt.Errorf("-h2-cert: %w", err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
 	var p http.Protocols
-	p.SetHTTP2(true)
 	url := "https://" + cfg.addr + "/events?role=h2"
+	var tlsConfig *tls.Config
+	if cfg.h2Proto == "h2c" {
+		p.SetUnencryptedHTTP2(true)
+		url = "http://" + cfg.addr + "/events?role=h2c"
+	} else {
+		der, err := base64.StdEncoding.DecodeString(cfg.h2Cert)
+		if err != nil {
+			return nil, 0, fmt.Errorf("-h2-cert: %w", err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, 0, fmt.Errorf("-h2-cert: %w", err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(cert)
+		tlsConfig = &tls.Config{RootCAs: roots}
+		p.SetHTTP2(true)
+	}
 
 	n := cfg.subscribers
 	per := max(cfg.h2Streams, 1)
@@ -262,7 +269,7 @@ func dialH2(cfg config, errs *firstError) ([]stream, int, error) {
 	}
 	for first := 0; first < n; first += per {
 		client := &http.Client{Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: roots},
+			TLSClientConfig:     tlsConfig,
 			Protocols:           &p,
 			ForceAttemptHTTP2:   true,
 			MaxConnsPerHost:     1,

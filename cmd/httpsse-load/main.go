@@ -107,7 +107,7 @@ func main() {
 	flag.IntVar(&cfg.stormDialers, "storm-dialers", 0, "storm: concurrent reconnection attempts (0: all subscribers at once)")
 	flag.IntVar(&cfg.sourceAddrs, "source-addrs", 8, "storm and scale: loopback source addresses the subscribers connect from (127.0.0.2, ...), each with its own ephemeral ports; 0: 127.0.0.1 only")
 
-	flag.StringVar(&cfg.h2Protocols, "h2-protocols", "h1,h2", "h2: the protocols to run, in order: h1 (cleartext HTTP/1.1, a connection per subscriber) and h2 (HTTP/2 over TLS, -h2-streams streams per connection)")
+	flag.StringVar(&cfg.h2Protocols, "h2-protocols", "h1,h2", "h2: the protocols to run, in order: h1 (cleartext HTTP/1.1, a connection per subscriber), h2 (HTTP/2 over TLS, -h2-streams streams per connection), h2c (the same HTTP/2 without TLS)")
 	flag.IntVar(&cfg.h2Streams, "h2-streams", 100, "h2: subscribers (streams) per HTTP/2 connection")
 	flag.IntVar(&cfg.h2Burst, "h2-burst", 200, "h2: events published at once in each burst round")
 	flag.IntVar(&cfg.h2Rounds, "h2-rounds", 5, "h2: rounds of one event, then rounds of a burst")
