@@ -73,6 +73,7 @@ type config struct {
 	memprofile   string
 	cpuprofile   string
 	mutexprofile string
+	blockprofile string
 }
 
 func main() {
@@ -119,6 +120,7 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&cfg.memprofile, "memprofile", "", "write a heap profile of the server process to this file at the end")
 	flag.StringVar(&cfg.mutexprofile, "mutexprofile", "", "write a profile of the server process's contended mutexes (the whole run) to this file")
+	flag.StringVar(&cfg.blockprofile, "blockprofile", "", "write a profile of where the server process's goroutines waited (the whole run) to this file")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process (the whole run) to this file")
 	flag.Parse()
 	if cfg.scenario == "h2" && cfg.child == "" && !flagGiven("subscribers") {
@@ -176,6 +178,9 @@ func main() {
 	if cfg.mutexprofile != "" {
 		runtime.SetMutexProfileFraction(1)
 	}
+	if cfg.blockprofile != "" {
+		runtime.SetBlockProfileRate(int(time.Millisecond)) // waits of a millisecond or more, and a sample of shorter ones
+	}
 	var results []result
 	for _, name := range scenarios {
 		logf(cfg, "scenario %s: start", name)
@@ -214,6 +219,11 @@ func main() {
 	}
 	if cfg.mutexprofile != "" {
 		if err := writeProfile("mutex", cfg.mutexprofile); err != nil {
+			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
+		}
+	}
+	if cfg.blockprofile != "" {
+		if err := writeProfile("block", cfg.blockprofile); err != nil {
 			fmt.Fprintf(os.Stderr, "httpsse-load: %v\n", err)
 		}
 	}
