@@ -107,7 +107,7 @@ type protoServer struct {
 	*server
 	accepted atomic.Int64 // connections accepted
 	overH2   atomic.Int64 // requests that came over HTTP/2
-	certDER  []byte       // the server's certificate, over HTTP/2
+	certDER  []byte       // the server's certificate, over TLS
 }
 
 // startProtoServer serves route at /events on a loopback port: over cleartext HTTP/1.1 for
@@ -139,12 +139,12 @@ func startProtoServer(route httpsse.Route, proto string, streams int) (*protoSer
 	// net/http allows 250 streams per connection unless told otherwise.
 	ps.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: max(streams, 250)}
 	switch proto {
-	case "h1", "h2c":
-		if proto == "h1" {
-			p.SetHTTP1(true)
-		} else {
-			p.SetUnencryptedHTTP2(true)
-		}
+	case "h1":
+		p.SetHTTP1(true)
+	case "h2c":
+		p.SetUnencryptedHTTP2(true)
+	}
+	if proto != "h2" {
 		ps.srv.Protocols = &p
 		go func() {
 			defer close(ps.done)
@@ -191,8 +191,8 @@ func selfSignedCert() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// h2Pad returns the padding that makes the data of event k about size bytes: the sequence
-// number, then "x"s.
+// h2Pad returns the padding that makes an event's data about size bytes: its sequence number,
+// then "x"s.
 func h2Pad(size int) string {
 	return strings.Repeat("x", max(size-6, 0))
 }
