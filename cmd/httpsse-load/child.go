@@ -63,6 +63,8 @@ func runChild(cfg config) error {
 		err = childSlow(cfg, out, in)
 	case "storm":
 		err = childStorm(cfg, out, in)
+	case "h2":
+		err = childH2(cfg, out, in)
 	default:
 		err = fmt.Errorf("unknown mode %q", cfg.child)
 	}
