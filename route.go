@@ -223,6 +223,9 @@ type broadcaster struct {
 	headerJobs  chan *headerJob
 	idleWriters []*subscriber
 
+	// graceTimer cuts the stragglers a second after Close; stopped when the last one leaves.
+	graceTimer *time.Timer
+
 	retain *retention // nil without Replay
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
 }
@@ -257,7 +260,7 @@ func (r *broadcaster) Close() error {
 		r.wakeWaiters()
 		r.mu.Lock()
 		if len(r.subs) > 0 {
-			time.AfterFunc(closeGrace, r.cutStragglers)
+			r.graceTimer = time.AfterFunc(closeGrace, r.cutStragglers)
 		}
 		r.mu.Unlock()
 	})
@@ -274,6 +277,7 @@ func (r *broadcaster) cutStragglers() {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.graceTimer = nil
 	head := r.head.Load()
 	for _, s := range r.subs {
 		if s.next.Load() < head || s.busy.Load() {
@@ -461,6 +465,11 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
 	s.index = -1
+	if r.graceTimer != nil && len(r.subs) == 0 {
+		// The last one has gone: nothing to cut, and the timer would hold the Route.
+		r.graceTimer.Stop()
+		r.graceTimer = nil
+	}
 	release := r.releaseWriter(s)
 	r.mu.Unlock()
 	if release {

@@ -198,3 +198,24 @@ func TestCloseCutsOnlyStragglers(t *testing.T) {
 		}
 	}
 }
+
+// When the last subscriber leaves after Close, the grace timer is stopped at once, so that it
+// does not hold the Route, and its log, for the rest of the grace.
+func TestCloseGraceTimerStopped(t *testing.T) {
+	route := NewRoute(WaitForSubscriber(false))
+	ts := startRoute(t, route)
+	s := openStream(t, ts.Client(), ts.URL, "")
+	waitSubscribers(t, route, 1)
+	publishData(t, route, "x")
+	if got := s.mustNext(t); got != "data: x\n\n" {
+		t.Fatalf("got %q", got)
+	}
+	route.Close()
+	waitSubscribers(t, route, 0)
+	b := route.(*broadcaster)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.graceTimer != nil {
+		t.Error("the grace timer is still set after the last subscriber left")
+	}
+}
