@@ -28,6 +28,14 @@ type output struct {
 	// lifting it after every write; ServeHTTP sets a fresh one when it returns, for the
 	// end of the response.
 	keep bool
+	// watch is set on HTTP/2 with a timeout. There setting a write deadline and lifting it
+	// again (a deadline left in place resets the stream when it passes, even while idle)
+	// are each a round trip through the connection's goroutine, so writes carry no
+	// deadline: since tells when the write under way began, and the Route's watchdog cuts
+	// one that has gone on for longer than the timeout (see broadcaster.watch).
+	watch    bool
+	since    atomic.Int64 // Unix nanoseconds; 0 when no write is under way
+	watchCut atomic.Bool  // the watchdog cut a write
 }
 
 // cut moves the deadline of the output's writes, one under way included, to t, so that a
@@ -48,7 +56,10 @@ func (o *output) cut(t time.Time) {
 // resets the stream when it passes, even while idle.
 func (o *output) send(p []byte) error {
 	err := o.write(p)
-	if err != nil && o.until != 0 && time.Now().UnixNano() >= o.until {
+	if o.watch {
+		o.since.Store(0)
+	}
+	if err != nil && (o.until != 0 && time.Now().UnixNano() >= o.until || o.watchCut.Load()) {
 		o.timedOut = true
 	}
 	return err
@@ -57,7 +68,11 @@ func (o *output) send(p []byte) error {
 func (o *output) write(p []byte) error {
 	for {
 		n := min(len(p), maxWrite)
-		o.setWriteDeadline()
+		if o.watch {
+			o.since.Store(time.Now().UnixNano())
+		} else {
+			o.setWriteDeadline()
+		}
 		if n > 0 {
 			if _, err := o.w.Write(p[:n]); err != nil {
 				return err
@@ -69,7 +84,7 @@ func (o *output) write(p []byte) error {
 		}
 	}
 	err := o.rc.Flush()
-	if !o.keep {
+	if !o.keep && !o.watch {
 		o.setDeadline(0)
 	}
 	return err

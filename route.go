@@ -102,7 +102,10 @@ type RouteOption func(*routeConfig)
 
 // WriteTimeout sets how long one write to a subscriber may take before the subscriber is
 // disconnected. On HTTP/1.x the deadline is renewed only once half of it has passed, so a
-// write gets between d/2 and d. The default is [DefaultWriteTimeout]. Zero or a negative
+// write gets between d/2 and d. On HTTP/2, where setting a deadline costs a round trip
+// through the connection's goroutine, writes carry none: one timer per Route looks every d/4
+// for a write that has gone on for longer than d, so a write gets between d and 1¼ d. The
+// default is [DefaultWriteTimeout]. Zero or a negative
 // duration sets no deadline, so a client that stops reading holds its handler until the
 // connection breaks (or the Route drops it for being too far behind).
 func WriteTimeout(d time.Duration) RouteOption {
@@ -225,6 +228,10 @@ type broadcaster struct {
 
 	// graceTimer cuts the stragglers a second after Close; stopped when the last one leaves.
 	graceTimer *time.Timer
+	// watchTimer runs watch while watched is above zero: the subscribers attached whose
+	// writes carry no deadline of their own (output.watch).
+	watchTimer *time.Timer
+	watched    int
 
 	retain *retention // nil without Replay
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
@@ -284,6 +291,31 @@ func (r *broadcaster) cutStragglers() {
 			s.out.cut(now)
 		}
 	}
+}
+
+// watch cuts the watched subscribers whose write has gone on for longer than the write
+// timeout, and runs again a quarter of the timeout later while any are attached. It is
+// the write deadline of HTTP/2 subscribers (see output.watch): one timer for the Route,
+// none per subscriber or write, and a write is cut within 1¼ times the timeout.
+func (r *broadcaster) watch() {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.watchTimer == nil {
+		return // stopped since
+	}
+	before := now.UnixNano() - int64(r.cfg.writeTimeout)
+	for _, s := range r.subs {
+		if since := s.out.since.Load(); s.out.watch && since != 0 && since < before {
+			s.out.watchCut.Store(true)
+			s.out.cut(now)
+		}
+	}
+	r.watchTimer.Reset(r.watchEvery())
+}
+
+func (r *broadcaster) watchEvery() time.Duration {
+	return max(r.cfg.writeTimeout/4, time.Millisecond)
 }
 
 func (r *broadcaster) isClosed() bool {
@@ -451,6 +483,12 @@ func (r *broadcaster) attach(s *subscriber, lastEventID string) bool {
 	s.resume = r.place(s, lastEventID)
 	s.index = int32(len(r.subs))
 	r.subs = append(r.subs, s)
+	if s.out.watch {
+		r.watched++
+		if r.watchTimer == nil {
+			r.watchTimer = time.AfterFunc(r.watchEvery(), r.watch)
+		}
+	}
 	r.publishView() // a returning subscriber may start before head
 	r.mu.Unlock()
 	r.attachOnce.Do(func() { close(r.attached) })
@@ -465,6 +503,13 @@ func (r *broadcaster) detach(s *subscriber) {
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
 	s.index = -1
+	if s.out.watch {
+		r.watched--
+		if r.watched == 0 && r.watchTimer != nil {
+			r.watchTimer.Stop()
+			r.watchTimer = nil
+		}
+	}
 	if r.graceTimer != nil && len(r.subs) == 0 {
 		// The last one has gone: nothing to cut, and the timer would hold the Route.
 		r.graceTimer.Stop()
@@ -580,6 +625,7 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 	// timeout would cancel the request's context.
 	_ = s.out.rc.SetReadDeadline(time.Time{})
 	s.out.setDeadline(0)
+	s.out.watch = !s.out.keep && s.out.timeout > 0 && !s.out.noTimeout
 
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
