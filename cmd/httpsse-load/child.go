@@ -90,16 +90,9 @@ func dialAll(addr, role string, n, dialers, rcvbuf int, errs *firstError) ([]*su
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var s *subscriber
-			var err error
-			// A full accept queue can refuse a connection; try a few times.
-			for attempt := 0; attempt < 5; attempt++ {
-				s, err = dialSubscriber(addr, role, rcvbuf, 30*time.Second)
-				if err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			s, err := withRetries(func() (*subscriber, error) {
+				return dialSubscriber(addr, role, rcvbuf, 30*time.Second)
+			})
 			if err != nil {
 				failed.Add(1)
 				errs.set(err)

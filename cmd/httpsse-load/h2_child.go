@@ -251,15 +251,7 @@ func dialH2(cfg config, errs *firstError) ([]stream, int, error) {
 	sem := make(chan struct{}, max(cfg.dialers, 1)) // bounds the streams being opened at once
 	var wg sync.WaitGroup
 	open := func(client *http.Client, i int) {
-		var s stream
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			s, err = openH2Stream(client, url)
-			if err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		s, err := withRetries(func() (stream, error) { return openH2Stream(client, url) })
 		if err != nil {
 			failed.Add(1)
 			errs.set(fmt.Errorf("subscriber %d: %w", i, err))

@@ -265,6 +265,20 @@ func (c *child) finish(timeout time.Duration) error {
 	return c.finishErr
 }
 
+// withRetries calls dial up to five times, 100 ms apart, until it succeeds: a full accept
+// queue can refuse a connection while thousands are being opened at once.
+func withRetries[T any](dial func() (T, error)) (T, error) {
+	var s T
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if s, err = dial(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s, err
+}
+
 // subscriber is a raw HTTP/1.1 subscriber: a TCP connection, the response, and a Decoder on
 // its body. It lets the scenarios control the socket (receive buffer, reset on close).
 type subscriber struct {

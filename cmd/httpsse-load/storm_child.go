@@ -78,15 +78,9 @@ func dialMany(addr, role string, n, dialers, sources int, lastID func(i int) str
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var s *subscriber
-			var err error
-			for attempt := 0; attempt < 5; attempt++ {
-				s, err = dialResume(addr, sourceAddr(i, sources), role, lastID(i), 60*time.Second)
-				if err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			s, err := withRetries(func() (*subscriber, error) {
+				return dialResume(addr, sourceAddr(i, sources), role, lastID(i), 60*time.Second)
+			})
 			if err != nil {
 				failed.Add(1)
 				errs.set(fmt.Errorf("subscriber %d: %w", i, err))
@@ -244,15 +238,9 @@ func childStorm(cfg config, out *emitter, in *bufio.Scanner) error {
 				mu.Unlock()
 			}
 			sem <- struct{}{}
-			var s *subscriber
-			var err error
-			for attempt := 0; attempt < 5; attempt++ {
-				s, err = dialResume(cfg.addr, sourceAddr(i, cfg.sourceAddrs), "storm", lastID, 60*time.Second)
-				if err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			s, err := withRetries(func() (*subscriber, error) {
+				return dialResume(cfg.addr, sourceAddr(i, cfg.sourceAddrs), "storm", lastID, 60*time.Second)
+			})
 			<-sem
 			if err != nil {
 				fail(fmt.Errorf("subscriber %d (Last-Event-ID %s): reconnecting: %w", i, lastID, err))
