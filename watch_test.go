@@ -72,4 +72,13 @@ func TestWatchdogHTTP2(t *testing.T) {
 	if got := s.mustNext(t); got != "data: still here\n\n" {
 		t.Errorf("after being idle: got %q", got)
 	}
+
+	// The watchdog's timer outlives no subscriber.
+	route.Close()
+	waitSubscribers(t, route, 0)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watchTimer != nil || b.watched != 0 {
+		t.Errorf("after the last subscriber left: watchTimer set %v, watched %d", b.watchTimer != nil, b.watched)
+	}
 }
