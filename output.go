@@ -36,6 +36,28 @@ type output struct {
 	watch    bool
 	since    atomic.Int64 // Unix nanoseconds; 0 when no write is under way
 	watchCut atomic.Bool  // the watchdog cut a write
+	// keepAlive is the KeepAlive time (0: none); lastSend is when the last send ended, in
+	// Unix nanoseconds, kept only with a keepAlive.
+	keepAlive time.Duration
+	lastSend  int64
+}
+
+// open sets the event-stream headers of the response, which ServeHTTP has not written yet,
+// and readies the output for writes that each get the timeout (none when zero or less).
+func (o *output) open(w http.ResponseWriter, req *http.Request, timeout, keepAlive time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	o.w, o.rc, o.timeout, o.keep = w, *http.NewResponseController(w), timeout, req.ProtoMajor < 2
+	// The server's ReadTimeout and WriteTimeout are meant for requests that end; on a
+	// stream they would cut a healthy client. Lift them here and bound each write instead.
+	// On HTTP/1.1 the read deadline also covers the server's background read, whose
+	// timeout would cancel the request's context.
+	_ = o.rc.SetReadDeadline(time.Time{})
+	o.setDeadline(0)
+	o.watch = !o.keep && o.timeout > 0 && !o.noTimeout
+	o.keepAlive = keepAlive
 }
 
 // cut moves the deadline of the output's writes, one under way included, to t, so that a
@@ -55,9 +77,21 @@ func (o *output) cut(t time.Time) {
 // deadline, then lifts the deadline unless keep is set: on HTTP/2 a deadline left in place
 // resets the stream when it passes, even while idle.
 func (o *output) send(p []byte) error {
-	err := o.write(p)
+	return o.sent(o.write(p))
+}
+
+// sendParts is send for the parts written one after the other, flushed once.
+func (o *output) sendParts(parts [][]byte) error {
+	return o.sent(o.writeParts(parts))
+}
+
+// sent ends a send that returned err, telling a write that timed out.
+func (o *output) sent(err error) error {
 	if o.watch {
 		o.since.Store(0)
+	}
+	if o.keepAlive > 0 {
+		o.lastSend = time.Now().UnixNano()
 	}
 	if err != nil && (o.until != 0 && time.Now().UnixNano() >= o.until || o.watchCut.Load()) {
 		o.timedOut = true
@@ -68,11 +102,7 @@ func (o *output) send(p []byte) error {
 func (o *output) write(p []byte) error {
 	for {
 		n := min(len(p), maxWrite)
-		if o.watch {
-			o.since.Store(time.Now().UnixNano())
-		} else {
-			o.setWriteDeadline()
-		}
+		o.startWrite()
 		if n > 0 {
 			if _, err := o.w.Write(p[:n]); err != nil {
 				return err
@@ -83,6 +113,40 @@ func (o *output) write(p []byte) error {
 			break
 		}
 	}
+	return o.flush()
+}
+
+// writeParts writes the parts, giving a fresh deadline whenever maxWrite bytes have gone
+// under the last one, then flushes.
+func (o *output) writeParts(parts [][]byte) error {
+	o.startWrite()
+	budget := maxWrite
+	for _, p := range parts {
+		for len(p) > 0 {
+			if budget == 0 {
+				o.startWrite()
+				budget = maxWrite
+			}
+			n := min(len(p), budget)
+			if _, err := o.w.Write(p[:n]); err != nil {
+				return err
+			}
+			p, budget = p[n:], budget-n
+		}
+	}
+	return o.flush()
+}
+
+// startWrite gives the write about to begin its time limit.
+func (o *output) startWrite() {
+	if o.watch {
+		o.since.Store(time.Now().UnixNano())
+	} else {
+		o.setWriteDeadline()
+	}
+}
+
+func (o *output) flush() error {
 	err := o.rc.Flush()
 	if !o.keep && !o.watch {
 		o.setDeadline(0)

@@ -174,6 +174,27 @@ func (rt *retention) start(head int64) int64 {
 	return head
 }
 
+// beginID returns the ID that stands for the point before the Route's first event: a
+// subscriber that joined before anything was published resumes from there (Topics.Serve
+// gives it for such a topic). The Route's own IDs count from 1, so it is never an event's.
+func (rt *retention) beginID() string {
+	return rt.tag + "-0"
+}
+
+// joinID returns the ID of the point a subscriber attached now starts from: the last event
+// published, or the beginning.
+func (rt *retention) joinID() string {
+	if rt.lastID != "" {
+		return rt.lastID
+	}
+	return rt.beginID()
+}
+
+// unheldID is the Last-Event-ID that Topics.Serve gives a topic whose position it cannot
+// read from the request: no event can carry it (an ID never contains NUL), and place
+// answers it with the gap event at once, without asking a History.
+const unheldID = "\x00"
+
 // resume is how a returning subscriber starts, decided when it is attached.
 type resume struct {
 	after   string // the Last-Event-ID it sent
@@ -198,13 +219,14 @@ func (r *broadcaster) place(s *subscriber, lastEventID string) resume {
 		r.stats.Replays++
 		return resume{}
 	}
-	if lastEventID == rt.evictedID {
-		// The event just before the oldest retained one: all it missed is retained.
+	if lastEventID == rt.evictedID || lastEventID == rt.beginID() && rt.evictedID == "" {
+		// The event just before the oldest retained one, or the beginning with nothing
+		// let go since: all it missed is retained.
 		s.next.Store(rt.start(head))
 		r.stats.Replays++
 		return resume{}
 	}
-	if r.cfg.history != nil {
+	if r.cfg.history != nil && lastEventID != unheldID {
 		// Held at the oldest retained event until the History has answered.
 		s.next.Store(rt.start(head))
 		through := rt.evictedID
@@ -220,41 +242,62 @@ func (r *broadcaster) place(s *subscriber, lastEventID string) resume {
 // catchUp sends a returning subscriber what place decided it needs before the log: the events
 // of the History, or the gap event. It returns false when the response must end.
 func (r *broadcaster) catchUp(s *subscriber, req *http.Request, rs resume) bool {
-	if rs.history {
-		found, err := r.sendHistory(s, req.Context(), rs)
-		if err != nil {
-			return false
-		}
-		r.mu.Lock()
-		if found {
-			r.stats.Replays++
-		} else {
-			// Start from the live events instead, and say so.
-			s.next.Store(r.base + int64(len(r.log)))
-			r.stats.Gaps++
-			rs.gap, rs.gapID = true, r.retain.lastID
-		}
-		r.mu.Unlock()
+	rs, _, ok := r.recover(req.Context(), s, rs, s.out.send)
+	if !ok {
+		return false
 	}
-	if !rs.gap || r.cfg.gapEvent == "" {
+	if !rs.gap {
+		return true
+	}
+	return r.sendGap(s.out, rs.after, rs.gapID)
+}
+
+// recover sends, through send, the events of the History that rs asks for. When the History
+// does not hold them either, it starts s at the live events instead and returns rs with gap
+// set, and the ID of the point s now starts from (see retention.joinID). It returns false
+// when the History failed or send did: the response must end, so that the client retries.
+func (r *broadcaster) recover(ctx context.Context, s *subscriber, rs resume, send func([]byte) error) (resume, string, bool) {
+	if !rs.history {
+		return rs, "", true
+	}
+	found, err := r.sendHistory(ctx, rs, send)
+	if err != nil {
+		return rs, "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if found {
+		r.stats.Replays++
+		return rs, "", true
+	}
+	s.next.Store(r.base + int64(len(r.log)))
+	r.stats.Gaps++
+	rs.gap, rs.gapID = true, r.retain.lastID
+	return rs, r.retain.joinID(), true
+}
+
+// sendGap sends the gap event, with the given data and ID, unless GapEvent("") turned it off.
+// It returns false when the write failed.
+func (r *broadcaster) sendGap(out *output, data, id string) bool {
+	if r.cfg.gapEvent == "" {
 		return true
 	}
 	gap, err := AppendEvent(nil, func(w EventWriter) error {
 		_ = w.WriteEvent(r.cfg.gapEvent)
-		_ = w.WriteData(strings.ToValidUTF8(rs.after, "\uFFFD"))
-		return w.WriteID(rs.gapID)
+		_ = w.WriteData(strings.ToValidUTF8(data, "\uFFFD"))
+		return w.WriteID(id)
 	})
 	if err != nil {
 		return true
 	}
-	return s.out.send(gap) == nil
+	return out.send(gap) == nil
 }
 
 // historyChunk is how many bytes of History events a subscriber gathers before a write.
 const historyChunk = 32 << 10
 
-// sendHistory writes the History's events between rs.after and rs.through to s.
-func (r *broadcaster) sendHistory(s *subscriber, ctx context.Context, rs resume) (bool, error) {
+// sendHistory sends the History's events between rs.after and rs.through.
+func (r *broadcaster) sendHistory(ctx context.Context, rs resume, send func([]byte) error) (bool, error) {
 	var buf []byte
 	found, err := r.cfg.history.EventsAfter(ctx, rs.after, rs.through, func(fn func(EventWriter) error) error {
 		b, err := AppendEvent(buf, fn)
@@ -263,13 +306,13 @@ func (r *broadcaster) sendHistory(s *subscriber, ctx context.Context, rs resume)
 		}
 		buf = b
 		if len(buf) >= historyChunk {
-			err = s.out.send(buf)
+			err = send(buf)
 			buf = buf[:0]
 		}
 		return err
 	})
 	if err == nil && len(buf) > 0 {
-		err = s.out.send(buf)
+		err = send(buf)
 	}
 	return found, err
 }

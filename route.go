@@ -95,6 +95,11 @@ type routeConfig struct {
 	history        History
 	onDrop         func(*http.Request, error)
 	topicIdle      time.Duration
+	maxTopics      int
+	keepAlive      time.Duration
+	// keepAliveByTopics is set on the Routes of a Topics, whose one timer wakes them all
+	// for KeepAlive instead of one timer each.
+	keepAliveByTopics bool
 }
 
 // RouteOption configures a [Route] made by [NewRoute].
@@ -141,6 +146,7 @@ func config(opts []RouteOption) routeConfig {
 		replayMaxBytes: DefaultReplayMaxBytes,
 		gapEvent:       DefaultGapEvent,
 		topicIdle:      DefaultTopicIdle,
+		maxTopics:      DefaultMaxTopics,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -152,6 +158,9 @@ func config(opts []RouteOption) routeConfig {
 	}
 	if cfg.replayMaxBytes <= 0 {
 		cfg.replayMaxBytes = DefaultReplayMaxBytes
+	}
+	if cfg.maxTopics <= 0 {
+		cfg.maxTopics = DefaultMaxTopics
 	}
 	if cfg.replay > 0 {
 		cfg.maxQueuedBytes = max(cfg.maxQueuedBytes, cfg.replayMaxBytes)
@@ -232,6 +241,8 @@ type broadcaster struct {
 	// writes carry no deadline of their own (output.watch).
 	watchTimer *time.Timer
 	watched    int
+	// keepTimer wakes the subscribers for KeepAlive while any are attached.
+	keepTimer *time.Timer
 
 	retain *retention // nil without Replay
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
@@ -255,9 +266,11 @@ type subscriber struct {
 	dropped atomic.Bool
 	// busy is set from attach until the subscriber waits, and again from each wake-up, so
 	// that Close can tell who may still be writing (see cutStragglers).
-	busy   atomic.Bool
-	index  int32 // position in broadcaster.subs; -1 once detached
-	out    output
+	busy  atomic.Bool
+	index int32 // position in broadcaster.subs; -1 once detached
+	// out is the response it writes to: its own, or, for a subscriber of several topics
+	// (Topics.Serve), the one response that its subscribers of each topic share.
+	out    *output
 	resume resume // how it starts, when it came back with a Last-Event-ID
 }
 
@@ -473,14 +486,19 @@ func (r *broadcaster) compact(event int64) {
 }
 
 // attach adds s, which will receive the events published from now on (or, with Replay, from
-// where lastEventID says), or returns false when the Route is closed.
-func (r *broadcaster) attach(s *subscriber, lastEventID string) bool {
+// where lastEventID says), or returns false when the Route is closed. With Replay, and join
+// not nil, it sets *join to the ID of the point s joined the live events at.
+func (r *broadcaster) attach(s *subscriber, lastEventID string, join *string) bool {
 	r.mu.Lock()
 	if r.isClosed() {
 		r.mu.Unlock()
 		return false
 	}
+	s.busy.Store(true)
 	s.resume = r.place(s, lastEventID)
+	if join != nil && r.retain != nil {
+		*join = r.retain.joinID()
+	}
 	s.index = int32(len(r.subs))
 	r.subs = append(r.subs, s)
 	if s.out.watch {
@@ -488,6 +506,9 @@ func (r *broadcaster) attach(s *subscriber, lastEventID string) bool {
 		if r.watchTimer == nil {
 			r.watchTimer = time.AfterFunc(r.watchEvery(), r.watch)
 		}
+	}
+	if r.cfg.keepAlive > 0 && !r.cfg.keepAliveByTopics && r.keepTimer == nil {
+		r.keepTimer = time.AfterFunc(keepAliveEvery(r.cfg.keepAlive), r.keepAliveTick)
 	}
 	r.publishView() // a returning subscriber may start before head
 	r.mu.Unlock()
@@ -509,6 +530,10 @@ func (r *broadcaster) detach(s *subscriber) {
 			r.watchTimer.Stop()
 			r.watchTimer = nil
 		}
+	}
+	if r.keepTimer != nil && len(r.subs) == 0 {
+		r.keepTimer.Stop()
+		r.keepTimer = nil
 	}
 	if r.graceTimer != nil && len(r.subs) == 0 {
 		// The last one has gone: nothing to cut, and the timer would hold the Route.
@@ -576,7 +601,7 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	gone := req.Context().Done()
 	for {
 		published, ok := r.pump(s)
-		if !ok || !wait(published, gone) {
+		if !ok || s.out.due() && !r.keepAlive(s) || !wait(published, gone) {
 			return
 		}
 		// A publish puts every subscriber it wakes on the run queue of the publisher's
@@ -611,25 +636,17 @@ func (r *broadcaster) open(w http.ResponseWriter, req *http.Request) *subscriber
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	h := w.Header()
-	h.Set("Content-Type", ContentType)
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-
-	s := &subscriber{}
-	s.busy.Store(true)
-	s.out = output{w: w, rc: *http.NewResponseController(w), timeout: r.cfg.writeTimeout, keep: req.ProtoMajor < 2}
-	// The server's ReadTimeout and WriteTimeout are meant for requests that end; on a
-	// stream they would cut a healthy client. Lift them here and bound each write instead.
-	// On HTTP/1.1 the read deadline also covers the server's background read, whose
-	// timeout would cancel the request's context.
-	_ = s.out.rc.SetReadDeadline(time.Time{})
-	s.out.setDeadline(0)
-	s.out.watch = !s.out.keep && s.out.timeout > 0 && !s.out.noTimeout
-
+	// The subscriber and its output in one allocation.
+	one := &struct {
+		s subscriber
+		o output
+	}{}
+	s := &one.s
+	s.out = &one.o
+	s.out.open(w, req, r.cfg.writeTimeout, r.cfg.keepAlive)
 	// Attach before the headers go out, so that an event published as soon as the client
 	// sees them reaches it.
-	if !r.attach(s, req.Header.Get("Last-Event-ID")) {
+	if !r.attach(s, req.Header.Get("Last-Event-ID"), nil) {
 		w.WriteHeader(http.StatusNoContent)
 		s.out.end()
 		return nil
@@ -653,6 +670,13 @@ func (r *broadcaster) pump(s *subscriber) (published <-chan struct{}, ok bool) {
 			return nil, false
 		}
 	}
+}
+
+// keepAlive sends the KeepAlive comment, and reports whether it could.
+func (r *broadcaster) keepAlive(s *subscriber) bool {
+	s.busy.Store(true)
+	defer s.busy.Store(false)
+	return s.out.send(keepAliveComment) == nil
 }
 
 // end detaches the subscriber when its ServeHTTP returns, and reports its drop, if it was

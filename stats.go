@@ -15,6 +15,15 @@ type Stats struct {
 	Gaps           uint64 // returning subscribers whose Last-Event-ID was not found (each was sent the gap event, unless GapEvent(""))
 }
 
+// add adds the counts of st, all but Subscribers, to s.
+func (s *Stats) add(st Stats) {
+	s.Published += st.Published
+	s.DroppedBehind += st.DroppedBehind
+	s.DroppedTimeout += st.DroppedTimeout
+	s.Replays += st.Replays
+	s.Gaps += st.Gaps
+}
+
 // StatsOf returns what route has done so far: a Route made by [NewRoute] or [Topics], or any
 // Route with a method Stats() Stats (such as redisstream's). For another Route it returns
 // the zero Stats. It is cheap (one short lock) and may be called at any time, from any

@@ -42,8 +42,8 @@ func TestTakeWhilePublishing(t *testing.T) {
 		attached.Add(1)
 		go func() {
 			rec := httptest.NewRecorder()
-			s := &subscriber{out: output{w: rec, rc: *http.NewResponseController(rec)}}
-			ok := r.attach(s, "")
+			s := &subscriber{out: &output{w: rec, rc: *http.NewResponseController(rec)}}
+			ok := r.attach(s, "", nil)
 			attached.Done()
 			res := result{name: fmt.Sprintf("subscriber %d", i), stuck: i >= fast+slow}
 			if !ok {
@@ -165,8 +165,8 @@ func TestCloseCutsOnlyStragglers(t *testing.T) {
 	r := newBroadcaster(config([]RouteOption{WaitForSubscriber(false), WriteTimeout(-1)}))
 	attach := func() (*subscriber, *deadlineWriter) {
 		w := &deadlineWriter{}
-		s := &subscriber{out: output{w: w, rc: *http.NewResponseController(w)}}
-		if !r.attach(s, "") {
+		s := &subscriber{out: &output{w: w, rc: *http.NewResponseController(w)}}
+		if !r.attach(s, "", nil) {
 			t.Fatal("attach failed")
 		}
 		return s, w

@@ -1,0 +1,398 @@
+package httpsse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"runtime"
+	"unsafe"
+)
+
+// MaxServeTopics is how many topics [Topics.Serve] serves on one connection at most.
+const MaxServeTopics = 32
+
+// Serve serves one subscriber of every named topic over one response, so that a page needs
+// one EventSource for its user's notifications, a room and a document, not one for each (a
+// browser gives a page six HTTP/1.1 connections per host, for all its tabs together). The
+// application decides the names, after its own authorization; Serve serves them:
+//
+//	http.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+//		user := userOf(r) // the application's own
+//		topics.Serve(w, r, "user/"+user.ID, "room/"+r.FormValue("room"))
+//	})
+//
+// The subscriber receives every event published to any of the topics while it is connected,
+// exactly once, with its type and data unchanged; each topic's events arrive in that topic's
+// publish order, and nothing orders events of different topics. A name given twice counts
+// once. Each topic is made on first use, as [Topics.Route] makes it, and is not freed while
+// the subscriber is there. Each event is still encoded once per topic, however many
+// subscribers read it, and a subscriber of several topics costs one goroutine, as a
+// subscriber of one does: it waits for the topics' publishes on their Routes' own channels.
+//
+// With [Replay], every event the subscriber receives carries one ID that says how far it got
+// in every topic of the request, including those from which nothing has arrived yet (for
+// those, the point where it joined them), and the response starts with a block that sets it
+// (a block with an ID and no data, which browsers do not dispatch). A reconnection with that
+// Last-Event-ID, as EventSource makes, and the same names in any order, receives for each
+// topic exactly the events published after that point, then the live ones. A topic whose
+// point is no longer held gets the gap event (see Replay), whose data is the topic's name,
+// then its live events; the other topics resume exactly. A topic that the earlier request did
+// not have starts with its live events. An ID of another form (unknown, malformed, or from a
+// Route of one topic) counts as unknown for every topic. The ID replaces the topics' own
+// event IDs in this response; the form is described in docs/design.md, and it stays under
+// about 1 KiB at MaxServeTopics topics when the topics' IDs are the Route's own.
+//
+// A request with no topic, or with more than [MaxServeTopics], is answered 400 Bad Request
+// with the reason, and nothing is attached. When a topic cannot be made because the Topics
+// holds [MaxTopics] topics, all with subscribers, Serve answers 503 Service Unavailable;
+// after [Topics.Close] it answers 204 No Content. Otherwise it streams as [Route]'s ServeHTTP
+// does (headers at once, write deadlines, [KeepAlive]), and returns when the client goes
+// away, when it is dropped by any of its topics (too far behind, or a write timed out), or
+// when the Topics is closed, after sending what was already published.
+func (t *Topics) Serve(w http.ResponseWriter, req *http.Request, topics ...string) {
+	names := distinct(topics)
+	switch {
+	case len(names) == 0:
+		http.Error(w, "httpsse: no topic to serve", http.StatusBadRequest)
+		return
+	case len(names) > MaxServeTopics:
+		http.Error(w, fmt.Sprintf("httpsse: %d topics asked for on one connection; at most %d are served", len(names), MaxServeTopics), http.StatusBadRequest)
+		return
+	}
+	b, status, err := t.subscribe(w, req, names)
+	if b == nil {
+		if err != nil {
+			http.Error(w, err.Error(), status)
+		} else {
+			w.WriteHeader(status)
+		}
+		return
+	}
+	defer b.end(req)
+	if err := b.routes[0].sendHeaders(b.subs[0]); err != nil {
+		return
+	}
+	if b.catchUp(req.Context()) {
+		b.stream(req.Context().Done())
+	}
+}
+
+// distinct returns names without the repeated ones, in their order.
+func distinct(names []string) []string {
+	out := make([]string, 0, len(names))
+	for i, name := range names {
+		seen := false
+		for _, prev := range names[:i] {
+			if prev == name {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// bundle is one response of Topics.Serve: a subscriber of each of its topics' Routes, all
+// writing to one output.
+type bundle struct {
+	names  []string
+	routes []*broadcaster
+	subs   []*subscriber // subs[i] is the subscriber of routes[i]
+	out    *output
+	id     *topicsID // the response's Last-Event-ID; nil without Replay
+	joins  []string  // the point each subscriber joined its topic's live events at
+	parts  [][]byte  // what send writes, reused
+	lines  []byte    // the ID lines that send writes, reused
+	cuts   []int     // see send
+	cases  []reflect.SelectCase
+}
+
+// subscribe attaches a subscriber to each topic. It returns nil, and the status to answer
+// with the error to say, when it cannot.
+func (t *Topics) subscribe(w http.ResponseWriter, req *http.Request, names []string) (*bundle, int, error) {
+	from := topicPositions(req.Header.Get("Last-Event-ID"), names)
+	b := &bundle{
+		names:  names,
+		routes: make([]*broadcaster, len(names)),
+		subs:   make([]*subscriber, len(names)),
+		out:    &output{},
+		joins:  make([]string, len(names)),
+	}
+	subs := make([]subscriber, len(names))
+	for i, name := range names {
+		r, status, err := t.local(req.Context(), name, from[i])
+		if r == nil {
+			return nil, status, err
+		}
+		b.routes[i], b.subs[i] = r, &subs[i]
+		subs[i].out = b.out
+	}
+	first := b.routes[0].cfg
+	b.out.open(w, req, first.writeTimeout, first.keepAlive)
+	for i, name := range names {
+		at := from[i].id
+		if !from[i].listed {
+			at = ""
+		}
+		if !b.routes[i].attach(b.subs[i], at, &b.joins[i]) {
+			// Freed since local returned it (idle, or to make room): once more, with
+			// the topic made anew.
+			r, status, err := t.local(req.Context(), name, from[i])
+			if r == nil || !r.attach(b.subs[i], at, &b.joins[i]) {
+				b.detach(i)
+				if r != nil {
+					status, err = http.StatusServiceUnavailable, fmt.Errorf("httpsse: topic %q closed while attaching", name)
+				}
+				if t.isClosed() {
+					status, err = http.StatusNoContent, nil
+				}
+				return nil, status, err
+			}
+			b.routes[i] = r
+		}
+	}
+	if first.replay > 0 {
+		b.id = newTopicsID(names)
+		for i := range names {
+			if from[i].listed {
+				b.id.set(i, []byte(from[i].id))
+			} else {
+				b.id.set(i, []byte(b.joins[i]))
+			}
+		}
+	}
+	return b, 0, nil
+}
+
+func (t *Topics) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// localRoute is a Route of another kind that Topics.Serve can serve (see NewTopicsOf).
+type localRoute interface {
+	Local(ctx context.Context, lastEventID string) (Route, error)
+}
+
+// local returns the Route made by NewRoute that serves the topic's subscribers here, or nil
+// with the status and error to answer.
+func (t *Topics) local(ctx context.Context, name string, from topicPosition) (*broadcaster, int, error) {
+	route := t.Route(name)
+	switch r := route.(type) {
+	case *broadcaster:
+		if r.isClosed() {
+			return nil, http.StatusNoContent, nil
+		}
+		return r, 0, nil
+	case refusedTopic:
+		return nil, http.StatusServiceUnavailable, r.err()
+	case localRoute:
+		id := from.id
+		if id == unheldID {
+			id = ""
+		}
+		l, err := r.Local(ctx, id)
+		if errors.Is(err, ErrClosed) {
+			return nil, http.StatusNoContent, nil
+		}
+		if err != nil {
+			return nil, http.StatusServiceUnavailable, fmt.Errorf("httpsse: topic %q: %w", name, err)
+		}
+		if b, ok := l.(*broadcaster); ok {
+			return b, 0, nil
+		}
+		route = l
+	}
+	return nil, http.StatusInternalServerError, fmt.Errorf("httpsse: topic %q: a Route of type %T cannot be served with other topics", name, route)
+}
+
+// topicPosition is where a request asks to start in one topic.
+type topicPosition struct {
+	listed bool   // the request's Last-Event-ID names the topic
+	id     string // the topic's event ID from there, or unheldID
+}
+
+// topicPositions reads a request's Last-Event-ID for each of its topics.
+func topicPositions(lastEventID string, names []string) []topicPosition {
+	from := make([]topicPosition, len(names))
+	if lastEventID == "" {
+		return from
+	}
+	ids, ok := parseTopicsID(lastEventID)
+	for i, name := range names {
+		switch id, listed := ids[topicKey(name)]; {
+		case !ok:
+			from[i] = topicPosition{listed: true, id: unheldID}
+		case listed && id == "":
+			from[i] = topicPosition{listed: true, id: unheldID}
+		case listed:
+			from[i] = topicPosition{listed: true, id: id}
+		}
+	}
+	return from
+}
+
+// catchUp sends each topic's History events or gap event, then the response's ID. It
+// returns false when the response must end.
+func (b *bundle) catchUp(ctx context.Context) bool {
+	for i, s := range b.subs {
+		if s.resume == (resume{}) {
+			continue
+		}
+		rs, join, ok := b.routes[i].recover(ctx, s, s.resume, func(p []byte) error { return b.send(i, p) })
+		if !ok {
+			return false
+		}
+		if !rs.gap {
+			continue
+		}
+		if join == "" {
+			join = b.joins[i]
+		}
+		if b.id == nil {
+			continue
+		}
+		b.id.set(i, []byte(join))
+		if !b.routes[i].sendGap(b.out, b.names[i], b.id.String()) {
+			return false
+		}
+	}
+	if b.id == nil {
+		return true
+	}
+	line := b.id.appendTo(append(b.lines[:0], "id: "...))
+	return b.out.send(append(line, "\n\n"...)) == nil
+}
+
+// stream sends the topics' events as they are published, until the client is gone, a topic
+// drops the subscriber, or every topic is closed.
+func (b *bundle) stream(gone <-chan struct{}) {
+	done := make([]bool, len(b.subs))
+	open := len(b.subs)
+	for {
+		b.cases = b.cases[:0]
+		sent := false
+		for i, s := range b.subs {
+			if done[i] {
+				continue
+			}
+			s.busy.Store(true)
+			p, published, ok := b.routes[i].take(s)
+			switch {
+			case !ok && s.dropped.Load():
+				return
+			case !ok:
+				s.busy.Store(false)
+				done[i] = true
+				open--
+			case len(p) > 0:
+				if b.send(i, p) != nil {
+					return
+				}
+				sent = true
+			default:
+				s.busy.Store(false)
+				b.cases = append(b.cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(published)})
+			}
+		}
+		switch {
+		case open == 0:
+			return
+		case sent:
+			continue // take each topic again before waiting
+		case b.out.due() && !b.keepAlive():
+			return
+		}
+		b.cases = append(b.cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(gone)})
+		if chosen, _, _ := reflect.Select(b.cases); chosen == len(b.cases)-1 {
+			return
+		}
+		runtime.Gosched() // see broadcaster.ServeHTTP
+	}
+}
+
+func (b *bundle) keepAlive() bool {
+	for _, s := range b.subs {
+		s.busy.Store(true)
+	}
+	err := b.out.send(keepAliveComment)
+	for _, s := range b.subs {
+		s.busy.Store(false)
+	}
+	return err == nil
+}
+
+// send writes p, bytes of topic i's log (whole blocks), with the response's ID in place of
+// each event's own: the ID field is added at the end of the event, where, being the last,
+// it is the one the client keeps, and where a connection cut before the event's blank line
+// leaves the client with the ID of the event before. Blocks of comments alone go as they are.
+func (b *bundle) send(i int, p []byte) error {
+	if b.id == nil {
+		return b.out.send(p)
+	}
+	// cuts holds, for each event, where its bytes stop short of the blank line in p and
+	// where its ID line ends in lines (which may move as it grows, so it is sliced after).
+	lines, cuts := b.lines[:0], b.cuts[:0]
+	for at := 0; at < len(p); {
+		end := bytes.Index(p[at:], []byte("\n\n"))
+		if end < 0 {
+			break // not a whole block: the log holds none
+		}
+		end += at + 2
+		if id, ok := eventID(p[at:end]); ok {
+			b.id.set(i, id)
+			lines = append(lines, "id: "...)
+			lines = b.id.appendTo(lines)
+			lines = append(lines, "\n\n"...)
+			cuts = append(cuts, end-1, len(lines))
+		}
+		at = end
+	}
+	parts := b.parts[:0]
+	from, lineFrom := 0, 0
+	for k := 0; k < len(cuts); k += 2 {
+		parts = append(parts, p[from:cuts[k]], lines[lineFrom:cuts[k+1]])
+		from, lineFrom = cuts[k]+1, cuts[k+1]
+	}
+	parts = append(parts, p[from:])
+	err := b.out.sendParts(parts)
+	clear(parts) // they hold the log's array
+	b.parts, b.lines, b.cuts = reuse(parts), reuse(lines), reuse(cuts)
+	return err
+}
+
+// reuse returns s emptied to be filled again, or nil when it has grown large: a burst must
+// not leave a large buffer with a subscriber for as long as it stays.
+func reuse[S ~[]E, E any](s S) S {
+	if cap(s)*int(unsafe.Sizeof(*new(E))) > 4<<10 {
+		return nil
+	}
+	return s[:0]
+}
+
+// detach detaches the first n subscribers.
+func (b *bundle) detach(n int) {
+	for i := range n {
+		b.routes[i].detach(b.subs[i])
+	}
+}
+
+// end detaches every subscriber when Serve returns, and reports a drop as a Route's
+// subscriber does, once.
+func (b *bundle) end(req *http.Request) {
+	b.detach(len(b.subs))
+	b.out.end()
+	for i, r := range b.routes {
+		if err := r.dropReason(b.subs[i]); err != nil && r.cfg.onDrop != nil {
+			r.cfg.onDrop(req, err)
+			return
+		}
+	}
+}
