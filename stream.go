@@ -37,9 +37,11 @@ import (
 //
 // A Stream's PublishEvent may be called from several goroutines at once: the calls are
 // serialized, and events are never interleaved. A call waiting for another one's write to end
-// returns as soon as the client has gone. It must not be called after the handler has
-// returned, as no ResponseWriter may be used then, nor from within its own function, which
-// would wait for itself until the client goes.
+// returns as soon as the client has gone. A handler that publishes from other goroutines
+// must wait for them before it returns, because no ResponseWriter may be used after that (a
+// call that starts afterwards fails at once, as net/http has ended the request's context, but
+// one under way would race with the end of the response). PublishEvent must not be called
+// from within its own function, which would wait for itself until the client goes.
 type Stream struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
