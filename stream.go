@@ -11,7 +11,7 @@ import (
 
 // Stream writes server-sent events straight to one response, for a handler that streams its
 // own answer with no fan-out: an LLM's tokens as they arrive, a build log, a long export's
-// progress. The handler makes it with [NewStream] and publishes to it from its own goroutine
+// progress. The handler makes it with [NewStream] and publishes to it from its goroutine
 // (or from several), usually until its source is done or PublishEvent returns an error; no Route,
 // goroutine or Close is needed, and nothing of the Stream outlives the handler.
 //

@@ -728,13 +728,13 @@ func TestStreamStartsNoGoroutine(t *testing.T) {
 	}
 	for i := range 10 {
 		publish(s, fmt.Sprint(i))
-		if n := runtime.NumGoroutine(); n != before {
-			t.Fatalf("%d goroutines while streaming, want %d", n, before)
+		if n := runtime.NumGoroutine(); n > before {
+			t.Fatalf("%d goroutines while streaming, want at most the %d before", n, before)
 		}
 	}
 	cancel()
 	publish(s, "after")
-	if n := runtime.NumGoroutine(); n != before {
-		t.Errorf("%d goroutines after the client went, want %d", n, before)
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the client went, want at most the %d before", n, before)
 	}
 }
