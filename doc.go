@@ -13,6 +13,10 @@
 // gets a gap event instead (see [GapEvent]). [ReplayFrom] takes a [History], a log kept
 // elsewhere (a database, a Redis stream), for older events.
 //
+// Use [NewStream] in a handler that streams its own response to one client, such as an LLM's
+// tokens as they arrive: [Stream.PublishEvent] writes and flushes each event, under the same
+// rules as a Route's, with no Route, goroutine or Close, and fails once the client has gone.
+//
 // Use [NewTopics] for many named streams (one per user, room or document): [Topics.Route]
 // makes a topic's Route on first use, and a topic nobody uses is freed.
 //
@@ -46,7 +50,8 @@
 //
 // A [Route]'s methods, and [HeartBeat], may be called from any number of goroutines. The
 // function given to PublishEvent runs in the caller's goroutine, one at a time; its
-// [EventWriter] is valid only until it returns. A [Client]'s Next, Decode and Err, like a
+// [EventWriter] is valid only until it returns. The same holds for a [Stream]'s PublishEvent,
+// until its handler returns. A [Client]'s Next, Decode and Err, like a
 // [Decoder]'s methods, are for one goroutine at a time; [Client.Close] may be called from
 // any goroutine to stop a Next that is waiting.
 package httpsse

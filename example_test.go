@@ -512,3 +512,58 @@ func ExampleNewTopics() {
 	// Output:
 	// lobby hello, lobby
 }
+
+// A handler streams its own answer, one token per event, with no Route: NewStream sends the
+// headers, and each PublishEvent writes and flushes one event. Once the client has gone,
+// PublishEvent fails, and the handler stops producing tokens.
+func ExampleNewStream() {
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		stream, err := httpsse.NewStream(w, r)
+		if err != nil { // the response cannot be streamed; nothing was written
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for _, token := range []string{"Rivers", " run", " to", " the", " sea"} {
+			err := stream.PublishEvent(func(w httpsse.EventWriter) error {
+				w.WriteEvent("token")
+				return w.WriteData(token)
+			})
+			if err != nil {
+				return // the client has gone (errors.Is(err, httpsse.ErrClosed))
+			}
+		}
+		stream.PublishEvent(func(w httpsse.EventWriter) error {
+			w.WriteEvent("done")
+			return w.WriteData("")
+		})
+	}
+	server := httptest.NewServer(http.HandlerFunc(handler))
+	defer server.Close()
+
+	client, err := httpsse.Dial(server.URL, httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	var answer strings.Builder
+	for event, err := range httpsse.Events(client) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if event.EventName() == "done" {
+			break
+		}
+		fmt.Printf("%s %q\n", event.EventName(), event.EventDataCollapsed())
+		answer.WriteString(event.EventDataCollapsed())
+	}
+	fmt.Println(answer.String())
+	// Output:
+	// token "Rivers"
+	// token " run"
+	// token " to"
+	// token " the"
+	// token " sea"
+	// Rivers run to the sea
+}

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/reiver/go-httpsse"
 )
@@ -227,4 +229,173 @@ func TestCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("run error = %v, want context.Canceled", err)
 	}
+}
+
+// -local starts the fake model on a loopback port and streams its answer, with no API key.
+func TestLocal(t *testing.T) {
+	defer func(d time.Duration) { tokenDelay = d }(tokenDelay)
+	tokenDelay = time.Millisecond
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-local", "Say", "hello"}, getenv(""), &out); err != nil {
+		t.Fatalf("run -local error: %v", err)
+	}
+	want := `You asked: "Say hello". I am a fake model on your own machine, so here is a made-up answer, ` +
+		"one word at a time: rivers carve the patient stone, and the water always finds its way to the sea.\n"
+	if got := out.String(); got != want {
+		t.Errorf("output = %q, want %q", got, want)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-local"}, getenv(""), &out); err != nil || !strings.Contains(out.String(), defaultPrompt) {
+		t.Errorf("run -local with no prompt = %v, output %q; want the answer to %q", err, out.String(), defaultPrompt)
+	}
+}
+
+// startModelAPI serves the fake model on a test server; ended receives how each answer ended.
+func startModelAPI(t *testing.T, delay time.Duration) (url string, ended chan endedAnswer) {
+	t.Helper()
+	ended = make(chan endedAnswer, 1)
+	ts := httptest.NewServer(&modelAPI{model: model{delay: delay}, ended: func(tokens int, err error) {
+		ended <- endedAnswer{tokens, err}
+	}})
+	t.Cleanup(ts.Close)
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
+	return ts.URL + "/v1/chat/completions", ended
+}
+
+type endedAnswer struct {
+	tokens int
+	err    error
+}
+
+// cancelOnWrite cancels a context at its first write of text: the reader goes away after one token.
+type cancelOnWrite struct {
+	cancel context.CancelFunc
+	got    strings.Builder
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		w.cancel()
+	}
+	return w.got.Write(p)
+}
+
+// When the client goes away in the middle of an answer, the model stops generating at once,
+// and the handler returns.
+func TestModelStopsWhenClientGoes(t *testing.T) {
+	url, ended := startModelAPI(t, 20*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOnWrite{cancel: cancel}
+	err := complete(ctx, http.DefaultClient, url, "any", "fake", "Say hello", out)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("complete = %v, want context.Canceled", err)
+	}
+	if out.got.String() != "You" {
+		t.Errorf("the client read %q, want the first token, \"You\"", out.got.String())
+	}
+	select {
+	case e := <-ended:
+		// The answer has 38 tokens; the model stops within a token or two of the client leaving.
+		if e.tokens > 3 {
+			t.Errorf("the model sent %d tokens, want it to stop after the first", e.tokens)
+		}
+		if !errors.Is(e.err, context.Canceled) && !errors.Is(e.err, httpsse.ErrClosed) {
+			t.Errorf("the answer ended with %v, want the client's going away", e.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not return after the client went away")
+	}
+}
+
+// The fake model's API answers requests it cannot serve as the real one does: a status and
+// {"error":{"message":...}}, which the client turns into its message.
+func TestModelAPIErrors(t *testing.T) {
+	url, _ := startModelAPI(t, time.Millisecond)
+	tests := []struct {
+		name, method, url, body string
+		status                  int
+		message                 string
+	}{
+		{"GET", http.MethodGet, url, "", http.StatusMethodNotAllowed, "use POST"},
+		{"not JSON", http.MethodPost, url, "{", http.StatusBadRequest, "the body is not a chat completions request: unexpected EOF"},
+		{"not streamed", http.MethodPost, url, `{"messages":[{"role":"user","content":"hi"}]}`, http.StatusBadRequest, `this model only streams: send "stream": true`},
+		{"no messages", http.MethodPost, url, `{"stream":true}`, http.StatusBadRequest, "messages is empty"},
+		{"unknown path", http.MethodPost, strings.TrimSuffix(url, "/chat/completions"), `{}`, http.StatusNotFound, "unknown URL /v1: this server has only POST /v1/chat/completions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, tt.url, strings.NewReader(tt.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Error apiError }
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tt.status || body.Error.Message != tt.message {
+				t.Errorf("%s %s = %d %q, want %d %q", tt.method, tt.url, resp.StatusCode, body.Error.Message, tt.status, tt.message)
+			}
+		})
+	}
+}
+
+// lockedBuilder is a strings.Builder for a writer in another goroutine.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (lb *lockedBuilder) Write(p []byte) (int, error) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.b.Write(p)
+}
+
+func (lb *lockedBuilder) String() string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.b.String()
+}
+
+// -serve serves the fake model until the context is done, and another run reads from it.
+func TestServe(t *testing.T) {
+	defer func(d time.Duration) { tokenDelay = d }(tokenDelay)
+	tokenDelay = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := &lockedBuilder{}
+	served := make(chan error, 1)
+	go func() { served <- run(ctx, []string{"-serve", "127.0.0.1:0"}, getenv(""), log) }()
+	var url string
+	for deadline := time.Now().Add(5 * time.Second); url == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("-serve printed %q, want its URL", log.String())
+		}
+		for _, f := range strings.Fields(log.String()) {
+			if strings.HasPrefix(f, "http://") {
+				url = f
+			}
+		}
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-url", url, "hi"}, getenv("any"), &out); err != nil {
+		t.Fatalf("run against -serve: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), `You asked: "hi".`) {
+		t.Errorf("output = %q", out.String())
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("run -serve = %v after Ctrl-C, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("-serve did not stop when its context was done")
+	}
+	if !strings.Contains(log.String(), "answer sent: 38 tokens") {
+		t.Errorf("-serve printed %q, want a line for the answer", log.String())
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }

@@ -1208,3 +1208,123 @@ func TestBrowserGapEvent(t *testing.T) {
 		t.Errorf("Stats = %+v, want Gaps 2, Replays 0", st)
 	}
 }
+
+// demoAnswerPage loads the demo page in an iframe, asks the answer panel a question and
+// waits for the "done" event; then asks again and presses Stop after a few words. It
+// reports what the panel showed at each end.
+const demoAnswerPage = `<!doctype html>
+<meta charset="utf-8">
+<title>httpsse demo answer check</title>
+<iframe id="demo" src="/" style="width:1280px;height:1100px;border:0"></iframe>
+<script>
+"use strict";
+const frame = document.getElementById("demo");
+const q = (sel) => frame.contentDocument && frame.contentDocument.querySelector(sel);
+const got = {};
+let phase = "ask", done = false;
+function panel() {
+  const a = frame.contentWindow.demoAnswer;
+  return {words: a.words.slice(), done: a.done, states: a.states.slice(),
+    state: q('#answer [data-role="state"]').textContent, text: q('#answer [data-role="text"]').textContent,
+    info: q('#answer [data-role="info"]').textContent, stopDisabled: q('#answer [data-role="stop"]').disabled};
+}
+function report(why) {
+  if (done) return;
+  done = true;
+  got.why = why;
+  fetch("/e2e/report", {method: "POST", body: JSON.stringify(got)});
+}
+function ask(question) {
+  q("#question").value = question;
+  q('#answer [data-role="ask"] button[type=submit]').click();
+}
+setInterval(() => {
+  const a = frame.contentWindow && frame.contentWindow.demoAnswer;
+  if (!a || !q("#question")) return;
+  if (phase === "ask") {
+    phase = "answering";
+    ask("Why is the sky blue?");
+  } else if (phase === "answering" && a.done !== null) {
+    got.first = panel();
+    phase = "again";
+    ask("And the sea?");
+  } else if (phase === "again" && a.words.length >= 3) {
+    q('#answer [data-role="stop"]').click();
+    got.second = panel();
+    phase = "stopped";
+    setTimeout(() => { got.later = panel(); report("done"); }, 300);
+  }
+}, 20);
+setTimeout(() => report("timeout"), 30000);
+</script>
+`
+
+// TestBrowserDemoAnswer has the browser's EventSource read the answer panel's stream,
+// written with NewStream: every word in order, then "done", on which the page closes its
+// EventSource; and Stop in the middle of an answer ends the server's handler.
+func TestBrowserDemoAnswer(t *testing.T) {
+	needChromium(t)
+	setAnswerDelay(t, 30*time.Millisecond)
+	handler, closer := newDemo(fastDemoConfig)
+	var asked, answering atomic.Int32
+	mux := http.NewServeMux()
+	rp := newReports(t, mux)
+	mux.HandleFunc("GET /e2e/", servePage(demoAnswerPage))
+	mux.Handle("/", handler)
+	mux.Handle("GET /answer", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		answering.Add(1)
+		defer answering.Add(-1)
+		handler.ServeHTTP(w, r)
+	}))
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closer.Close() })
+
+	b := startBrowser(t, ts.URL+"/e2e/")
+	type panel struct {
+		Words             []string
+		Done              *string
+		States            []string
+		State, Text, Info string
+		StopDisabled      bool
+	}
+	var got struct {
+		Why                  string
+		First, Second, Later panel
+	}
+	rp.wait(b, 60*time.Second, &got)
+	t.Logf("answer panel: %+v", got)
+	if got.Why != "done" {
+		t.Fatalf("the answer panel never got through both answers: %+v", got)
+	}
+	want := answerWords("Why is the sky blue?")
+	first := got.First
+	if first.Text != strings.Join(want, " ") || len(first.Words) != len(want) {
+		t.Errorf("first answer %q in %d words, want %q in %d", first.Text, len(first.Words), strings.Join(want, " "), len(want))
+	}
+	if first.Done == nil || *first.Done != strconv.Itoa(len(want)) || first.State != "done" || !first.StopDisabled {
+		t.Errorf("first answer ended with done %v, state %q, Stop disabled %v; want done %d, \"done\", true", first.Done, first.State, first.StopDisabled, len(want))
+	}
+	if states := strings.Join(first.States, " "); states != "connecting streaming done" {
+		t.Errorf("first answer went through states %q, want \"connecting streaming done\"", states)
+	}
+	if got.Second.State != "stopped" || got.Later.State != "stopped" || len(got.Later.Words) >= len(answerWords("And the sea?")) {
+		t.Errorf("after Stop: state %q, then %q with %d words; want stopped, and the answer incomplete", got.Second.State, got.Later.State, len(got.Later.Words))
+	}
+	// Nothing arrives after Stop: the page shows the words it had when it pressed it.
+	wantText := strings.Join(answerWords("And the sea?")[:min(len(got.Second.Words), len(answerWords("And the sea?")))], " ")
+	wantInfo := fmt.Sprintf("Stopped after %d words: the page closed its EventSource, and the server stopped writing.", len(got.Second.Words))
+	if got.Later.Text != wantText || got.Later.Info != wantInfo || len(got.Later.Words) != len(got.Second.Words) {
+		t.Errorf("after Stop: answer %q, info %q; want %q and %q", got.Later.Text, got.Later.Info, wantText, wantInfo)
+	}
+	// The server's handler for the stopped answer returns, as the request's context ends.
+	for deadline := time.Now().Add(5 * time.Second); answering.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers still streaming 5 s after the page pressed Stop", answering.Load())
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the page asked %d times, want 2 (EventSource must not ask again)", n)
+	}
+}

@@ -62,6 +62,7 @@ const (
 //	GET  /notify?user=U     the user's topic of a Topics: per-user notifications
 //	POST /notify            publishes a notification (form fields user and text)
 //	GET  /stats?client=C    StatsOf the shared Route and of the topics, as JSON
+//	GET  /answer?q=Q        a made-up answer to Q, word by word, through NewStream (answer.go)
 type demo struct {
 	cfg     demoConfig
 	shared  httpsse.Route
@@ -126,6 +127,7 @@ func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
 	mux.HandleFunc("GET /notify", d.serveNotifications)
 	mux.HandleFunc("POST /notify", d.serveSend)
 	mux.HandleFunc("GET /stats", d.serveStats)
+	mux.HandleFunc("GET /answer", d.serveAnswer)
 	return mux, d
 }
 

@@ -470,3 +470,121 @@ func TestDemoStats(t *testing.T) {
 	c.Close()
 	waitFor(t, "no subscribers", func() bool { return getStats(t, ts, "").Shared.Subscribers == 0 })
 }
+
+// setAnswerDelay sets the time between two words of /answer for the test.
+func setAnswerDelay(t *testing.T, d time.Duration) {
+	t.Helper()
+	old := answerDelay
+	answerDelay = d
+	t.Cleanup(func() { answerDelay = old })
+}
+
+// GET /answer streams the answer word by word through NewStream, then "done".
+func TestDemoAnswer(t *testing.T) {
+	setAnswerDelay(t, time.Millisecond)
+	ts, _ := startDemo(t, fastDemoConfig)
+	c, err := httpsse.Dial(ts.URL+"/answer?q="+url.QueryEscape("Why is the sky blue?"), httpsse.Reconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var text strings.Builder
+	words := 0
+	for {
+		ev := next(t, c)
+		if ev.EventName() == "done" {
+			if got, want := ev.EventDataCollapsed(), strconv.Itoa(words); got != want {
+				t.Errorf("done event data = %q, want the number of words, %s", got, want)
+			}
+			break
+		}
+		if ev.EventName() != "word" {
+			t.Fatalf("event %q, want word or done", ev.String())
+		}
+		text.WriteString(ev.EventDataCollapsed())
+		words++
+	}
+	if want := strings.Join(answerWords("Why is the sky blue?"), " "); text.String() != want {
+		t.Errorf("answer = %q, want %q", text.String(), want)
+	}
+	if !strings.HasPrefix(text.String(), "You asked: “Why is the sky blue?”.") {
+		t.Errorf("answer = %q, want it to start with the question", text.String())
+	}
+	if c.Next() || c.Err() != nil {
+		t.Errorf("after done: Next() = true or Err() = %v, want a clean end", c.Err())
+	}
+
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"/answer?q="`) {
+		t.Error("GET / lacks the answer panel's \"/answer?q=\"")
+	}
+}
+
+func TestDemoAnswerBadQuestion(t *testing.T) {
+	ts, _ := startDemo(t, fastDemoConfig)
+	for _, q := range []string{"", "q=", "q=%20%20", "q=%FF", "q=" + strings.Repeat("é", maxQuestionLen+1)} {
+		resp, err := http.Get(ts.URL + "/answer?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "demo: q must be a question") {
+			t.Errorf("GET /answer?%.20s = %d %q, want 400 with the reason", q, resp.StatusCode, body)
+		}
+	}
+	resp, err := http.Get(ts.URL + "/answer?q=" + url.QueryEscape(strings.Repeat("é", maxQuestionLen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a question of %d characters: status %d, want 200", maxQuestionLen, resp.StatusCode)
+	}
+}
+
+// The answer stops as soon as the page goes away, or the demo is closed: the handler
+// returns long before the answer would have been complete.
+func TestDemoAnswerStops(t *testing.T) {
+	setAnswerDelay(t, 200*time.Millisecond) // an answer of some 50 words takes 10 s
+	for _, by := range []string{"client", "demo"} {
+		t.Run(by, func(t *testing.T) {
+			_, closer := newDemo(fastDemoConfig)
+			defer closer.Close()
+			d := closer.(*demo)
+			returned := make(chan struct{})
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(returned)
+				d.serveAnswer(w, r)
+			}))
+			defer ts.Close()
+			c, err := httpsse.Dial(ts.URL+"/?q=hi", httpsse.Reconnect(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if ev := next(t, c); ev.EventName() != "word" || ev.EventDataCollapsed() != "You" {
+				t.Fatalf("first event %q, want the word You", ev.String())
+			}
+			start := time.Now()
+			if by == "client" {
+				c.Close()
+			} else {
+				closer.Close()
+			}
+			select {
+			case <-returned:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the answer went on after the %s ended", by)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("the answer stopped %v after the %s ended", d, by)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@
 //	GET /        the page (embedded, self-contained: no CDN, no build step)
 //	GET /events  one shared Route mounted on the mux: every tab sees the same events
 //	GET /stream  a new Route per request, as in the original README
+//	GET /answer  one response written directly with NewStream: an answer, word by word
 //
 // Ctrl-C shuts it down gracefully: the Routes are closed from
 // [http.Server.RegisterOnShutdown], so [http.Server.Shutdown] returns at once
