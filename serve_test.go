@@ -289,3 +289,257 @@ func (c *cutReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+
+// connectTopics opens the topics. Without a Last-Event-ID it reads the response's first
+// block, which sets its ID, and returns the ID; with one, the response may start with gap
+// events, and it reads nothing.
+func connectTopics(t *testing.T, srv *httptest.Server, lastEventID string, names ...string) (*http.Response, *Decoder, string) {
+	t.Helper()
+	resp := openTopics(t, srv, lastEventID, names...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r := bufio.NewReader(resp.Body)
+	id := ""
+	if lastEventID == "" {
+		id = readID(t, r)
+	}
+	return resp, NewDecoder(r), id
+}
+
+// readID reads blocks until one that sets the ID, and returns the ID.
+func readID(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	for {
+		block := readBlocks(t, r, 1)
+		if id, ok := eventID([]byte(block)); ok {
+			return string(id)
+		}
+	}
+}
+
+// readEvents reads n events (blocks with data) and returns them as "type:data" (type
+// "message" when none), with the ID after the last one.
+func readEvents(t *testing.T, dec *Decoder, n int) ([]string, string) {
+	t.Helper()
+	var got []string
+	lastID := ""
+	for len(got) < n && dec.Next() {
+		var ev Event
+		dec.Decode(&ev)
+		name := ev.EventName()
+		if name == "" {
+			name = "message"
+		}
+		got = append(got, name+":"+ev.EventDataCollapsed())
+		lastID = ev.EventID()
+	}
+	if len(got) < n {
+		t.Fatalf("got %q, then %v", got, dec.Err())
+	}
+	return got, lastID
+}
+
+// A topic whose point is no longer held gets the gap event, named after it, then its live
+// events; the other topics resume exactly; a topic the earlier request did not have starts
+// with its live events.
+func TestServeGapPerTopic(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(Replay(3))
+	srv := topicsServer(t, topics)
+	resp, _, id := connectTopics(t, srv, "", "a", "b")
+	resp.Body.Close()
+
+	for i := range 5 {
+		publishTo(t, topics, "a", fmt.Sprint("a", i))
+	}
+	publishTo(t, topics, "b", "b0")
+	publishTo(t, topics, "c", "c-before")
+
+	_, r, _ := connectTopics(t, srv, id, "c", "b", "a")
+	got, _ := readEvents(t, r, 2)
+	want := map[string]bool{"gap:a": true, "message:b0": true}
+	for _, g := range got {
+		if !want[g] {
+			t.Errorf("unexpected event %q (all: %q)", g, got)
+		}
+	}
+	publishTo(t, topics, "c", "c-live")
+	publishTo(t, topics, "a", "a-live")
+	got, last := readEvents(t, r, 2)
+	if got[0] != "message:c-live" || got[1] != "message:a-live" {
+		t.Errorf("live events %q", got)
+	}
+	if st := topics.Stats(); st.Gaps != 1 || st.Replays != 1 {
+		t.Errorf("Stats %+v, want 1 gap (a) and 1 replay (b)", st)
+	}
+
+	// The ID after the gap resumes a exactly: no second gap.
+	publishTo(t, topics, "a", "a-after")
+	_, r2, _ := connectTopics(t, srv, last, "a", "b", "c")
+	if got, _ := readEvents(t, r2, 1); got[0] != "message:a-after" {
+		t.Errorf("after the gap: %q", got)
+	}
+}
+
+// An ID that is not of the form (unknown, malformed, or of a single-topic Route) counts as
+// unknown for every topic.
+func TestServeForeignID(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(Replay(10))
+	srv := topicsServer(t, topics)
+	publishTo(t, topics, "a", "a0")
+	single := topics.Route("a").(*broadcaster).retain.lastID
+	key := topicKey("a")
+	for _, id := range []string{
+		"garbage",
+		single, // a single-topic Route's own ID for that very topic
+		"~",
+		"~" + key,
+		"~" + key + "=x,", // an empty part
+		"~" + key + "=%zz",
+		"~" + key + "=" + single + "," + key + "=" + single, // a key twice
+		"~" + key + "=", // listed, position not held
+	} {
+		resp, r, _ := connectTopics(t, srv, id, "a", "b")
+		got, _ := readEvents(t, r, 1)
+		if id == "~"+key+"=" {
+			if got[0] != "gap:a" {
+				t.Errorf("ID %q: got %q, want gap:a", id, got)
+			}
+		} else {
+			more, _ := readEvents(t, r, 1)
+			got = append(got, more...)
+			if !(got[0] == "gap:a" && got[1] == "gap:b" || got[0] == "gap:b" && got[1] == "gap:a") {
+				t.Errorf("ID %q: got %q, want a gap for each topic", id, got)
+			}
+		}
+		resp.Body.Close()
+	}
+}
+
+// Close ends the subscribers of several topics cleanly, after what was already published.
+func TestServeClose(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics()
+	srv := topicsServer(t, topics)
+	r := NewDecoder(openTopics(t, srv, "", "a", "b", "c").Body)
+	for i := range 100 {
+		publishTo(t, topics, []string{"a", "b", "c"}[i%3], fmt.Sprint(i))
+	}
+	topics.Close()
+	n := 0
+	for r.Next() {
+		n++
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("body ended with %v, not cleanly", err)
+	}
+	if n != 100 {
+		t.Errorf("%d events after Close, want 100", n)
+	}
+}
+
+// A topic with a subscriber of several topics is not freed under it, and is freed once the
+// subscriber has gone; a topic is made on first use.
+func TestServeTopicsLiveWhileServed(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(TopicIdle(40*time.Millisecond), Replay(1))
+	srv := topicsServer(t, topics)
+	resp, r, _ := connectTopics(t, srv, "", "a", "b")
+	if n := topics.Len(); n != 2 {
+		t.Fatalf("Len %d, want 2", n)
+	}
+	if st := topics.Stats(); st.Subscribers != 2 {
+		t.Errorf("Subscribers %d, want 2 (one in each topic)", st.Subscribers)
+	}
+	time.Sleep(200 * time.Millisecond)
+	publishTo(t, topics, "b", "still here")
+	if got, _ := readEvents(t, r, 1); got[0] != "message:still here" {
+		t.Errorf("got %q", got)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for topics.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := topics.Len(); n != 0 {
+		t.Errorf("%d topics left after the subscriber went", n)
+	}
+}
+
+// A subscriber of several topics that falls too far behind in one of them is dropped, and
+// OnDrop hears of it once.
+func TestServeDropped(t *testing.T) {
+	checkNoLeaks(t)
+	var mu sync.Mutex
+	var drops []error
+	topics := NewTopics(MaxQueuedBytes(64<<10), OnDrop(func(_ *http.Request, err error) {
+		mu.Lock()
+		drops = append(drops, err)
+		mu.Unlock()
+	}))
+	srv := topicsServer(t, topics)
+	openTopics(t, srv, "", "a", "b") // never read
+	data := strings.Repeat("x", 4<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	for topics.Stats().DroppedBehind == 0 && time.Now().Before(deadline) {
+		publishTo(t, topics, "a", data)
+	}
+	for topics.Stats().Subscribers > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(drops) != 1 || drops[0] != ErrTooFarBehind {
+		t.Errorf("OnDrop heard %v, want one ErrTooFarBehind", drops)
+	}
+}
+
+// Serve works over HTTP/2.
+func TestServeHTTP2(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(Replay(10))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		topics.Serve(w, r, r.URL.Query()["topic"]...)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer topics.Close()
+	resp, r, id := connectTopics(t, srv, "", "a", "b")
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s", resp.Proto)
+	}
+	publishTo(t, topics, "a", "one")
+	got, last := readEvents(t, r, 1)
+	if got[0] != "message:one" || last == id {
+		t.Errorf("got %q, ID %q", got, last)
+	}
+	resp.Body.Close()
+	publishTo(t, topics, "b", "two")
+	_, r2, _ := connectTopics(t, srv, last, "b", "a")
+	if got, _ := readEvents(t, r2, 1); got[0] != "message:two" {
+		t.Errorf("resumed with %q", got)
+	}
+}
+
+// The ID stays well under the usual header limits at the most topics, with the Route's
+// own IDs and with long names.
+func TestServeIDSize(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(Replay(10))
+	srv := topicsServer(t, topics)
+	names := make([]string, MaxServeTopics)
+	for i := range names {
+		names[i] = fmt.Sprintf("organisation/%d/project/%d/document-with-a-long-name", i*7919, i)
+		for range 1000 {
+			topics.Route(names[i]).PublishEvent(func(w EventWriter) error { return w.WriteData("x") })
+		}
+	}
+	_, _, id := connectTopics(t, srv, "", names...)
+	if len(id) > 1024 {
+		t.Errorf("ID of %d bytes at %d topics: %s", len(id), len(names), id)
+	}
+	t.Logf("ID at %d topics: %d bytes", len(names), len(id))
+}
