@@ -110,7 +110,9 @@ func TestServeExactBytes(t *testing.T) {
 			"data: one\ndata: two\nid: %[4]s-1\nid: ~%[1]s=%[3]s-1,%[2]s=%[4]s-1\n\n"},
 		{func() error { return a.PublishEvent(func(w EventWriter) error { return w.WriteData("three") }) },
 			"data: three\nid: %[3]s-2\nid: ~%[1]s=%[3]s-2,%[2]s=%[4]s-1\n\n"},
-		{func() error { return a.PublishEvent(func(w EventWriter) error { return w.WriteComment("just a comment") }) },
+		{func() error {
+			return a.PublishEvent(func(w EventWriter) error { return w.WriteComment("just a comment") })
+		},
 			": just a comment\n\n"},
 		{func() error {
 			return b.PublishEvent(func(w EventWriter) error {
@@ -195,7 +197,7 @@ func readState(body io.Reader) streamState {
 // exactly once, in each topic's order.
 func TestServeResumeAfterRandomCuts(t *testing.T) {
 	checkNoLeaks(t)
-	topics := NewTopics(Replay(1 << 16), ReplayMaxBytes(64<<20))
+	topics := NewTopics(Replay(1<<16), ReplayMaxBytes(64<<20))
 	srv := topicsServer(t, topics)
 	names := []string{"alpha", "beta", "gamma"}
 	const perTopic = 3000
@@ -288,7 +290,6 @@ func (c *cutReader) Read(p []byte) (int, error) {
 	c.n -= int64(n)
 	return n, err
 }
-
 
 // connectTopics opens the topics. Without a Last-Event-ID it reads the response's first
 // block, which sets its ID, and returns the ID; with one, the response may start with gap
