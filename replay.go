@@ -86,6 +86,16 @@ type History interface {
 	EventsAfter(ctx context.Context, after, through string, write func(func(EventWriter) error) error) (found bool, err error)
 }
 
+// A History may also have a method
+//
+//	BeginID() string
+//
+// that returns the ID standing for the point before the log's first event. [Topics.Serve]
+// records it as a subscriber's position in a topic where nothing had been published when it
+// joined, and a reconnection then asks EventsAfter for the events after it: found, with every
+// event of the log, unless the log has let go of events since (then the gap event). Without
+// it, such a position is only known to the Route that gave it.
+
 // ReplayFrom sets the [History] that a Route with [Replay] reads for a returning subscriber
 // whose Last-Event-ID is older than the events it retains. By default there is none, and
 // such a subscriber gets the gap event.
@@ -110,18 +120,25 @@ type retention struct {
 	evictedID     string            // the ID of the last event no longer retained
 	lastID        string            // the ID of the last event published
 	tag           string            // the prefix of the IDs the Route assigns
+	begin         string            // the ID of the point before the first event (see beginID)
+	historyBegin  bool              // begin is the History's: only the History can tell what follows it
 	assigned      uint64            // how many IDs the Route has assigned
 }
 
 func newRetention(cfg routeConfig) *retention {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return &retention{
+	rt := &retention{
 		max:      cfg.replay,
 		maxBytes: cfg.replayMaxBytes,
 		index:    make(map[string]uint64),
 		tag:      strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])),
 	}
+	rt.begin = rt.tag + "-0"
+	if h, ok := cfg.history.(interface{ BeginID() string }); ok {
+		rt.begin, rt.historyBegin = h.BeginID(), true
+	}
+	return rt
 }
 
 // appendID appends the "id" field of a new ID to the event being encoded, and returns it.
@@ -176,9 +193,10 @@ func (rt *retention) start(head int64) int64 {
 
 // beginID returns the ID that stands for the point before the Route's first event: a
 // subscriber that joined before anything was published resumes from there (Topics.Serve
-// gives it for such a topic). The Route's own IDs count from 1, so it is never an event's.
+// gives it for such a topic). It is the History's, when it has one (see History), else the
+// Route's own: the IDs the Route assigns count from 1, so it is never an event's.
 func (rt *retention) beginID() string {
-	return rt.tag + "-0"
+	return rt.begin
 }
 
 // joinID returns the ID of the point a subscriber attached now starts from: the last event
@@ -219,7 +237,7 @@ func (r *broadcaster) place(s *subscriber, lastEventID string) resume {
 		r.stats.Replays++
 		return resume{}
 	}
-	if lastEventID == rt.evictedID || lastEventID == rt.beginID() && rt.evictedID == "" {
+	if lastEventID == rt.evictedID || lastEventID == rt.beginID() && rt.evictedID == "" && !rt.historyBegin {
 		// The event just before the oldest retained one, or the beginning with nothing
 		// let go since: all it missed is retained.
 		s.next.Store(rt.start(head))
