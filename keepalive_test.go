@@ -62,7 +62,9 @@ func TestKeepAlive(t *testing.T) {
 // A subscriber that receives events is sent no keep-alive.
 func TestKeepAliveOnlyWhenQuiet(t *testing.T) {
 	checkNoLeaks(t)
-	route := NewRoute(KeepAlive(80*time.Millisecond), WaitForSubscriber(false))
+	// Events for longer than the keep-alive time, never apart for that long: a timer that
+	// sent the comment regardless would send it at least once.
+	route := NewRoute(KeepAlive(500*time.Millisecond), WaitForSubscriber(false))
 	srv := httptest.NewServer(route)
 	defer srv.Close()
 	defer route.Close()
@@ -74,20 +76,20 @@ func TestKeepAliveOnlyWhenQuiet(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 30 {
+		for range 40 {
 			route.PublishEvent(func(w EventWriter) error { return w.WriteData("x") })
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	r := bufio.NewReader(resp.Body)
-	for events := 0; events < 30; {
+	for events := 0; events < 40; {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch line {
 		case ": keep-alive\n":
-			t.Fatal("keep-alive sent to a subscriber receiving an event every 10ms")
+			t.Fatal("keep-alive sent to a subscriber receiving an event every 20ms")
 		case "data: x\n":
 			events++
 		}
