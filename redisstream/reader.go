@@ -388,9 +388,10 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 
 // batchPause returns how long to wait, after a read that returned several entries, for
 // more to gather: the more subscribers, the more a write per entry costs them, and the more
-// it is worth writing several entries at once. An earlier cmd/bench, at 100 subscribers per process,
-// measured 6,800 events/s with a pause of 1 ms and 14,000 to 15,000 with 5 ms; a pause of
-// 5 ms with a single subscriber raised the median latency at 1,000 events/s from 0.2 to 3 ms.
+// it is worth writing several entries at once. An earlier cmd/bench, at 100 subscribers
+// per process, measured 6,800 events/s with a pause of 1 ms and 14,000 to 15,000 with 5 ms;
+// a pause of 5 ms with a single subscriber raised the median latency at 1,000 events/s from
+// 0.2 to 3 ms.
 func batchPause(feeds []*feed) time.Duration {
 	subscribers := 0
 	for _, f := range feeds {
