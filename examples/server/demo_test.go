@@ -149,7 +149,7 @@ func TestDemoShutdown(t *testing.T) {
 	cfg.streamRun = 1 << 30
 	ts, _ := startDemo(t, cfg)
 	var clients []httpsse.Client
-	for _, path := range []string{"/events", "/events", "/stream"} {
+	for _, path := range []string{"/events", "/topics?user=ada", "/stream"} {
 		c, err := httpsse.Dial(ts.URL+path, httpsse.Reconnect(false))
 		if err != nil {
 			t.Fatal(err)
