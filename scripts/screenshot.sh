@@ -4,7 +4,7 @@
 #
 # It runs TestScreenshot in examples/server, which serves the demo's handler,
 # with its ordinary timings, on a loopback port and runs
-#   /usr/bin/chromium --headless ... --window-size=1280,690 --screenshot=FILE
+#   /usr/bin/chromium --headless ... --window-size=1280,1060 --screenshot=FILE
 # on it. Needs Debian's chromium (apt-get install chromium).
 #
 # Usage: scripts/screenshot.sh [output.png]    (default: docs/demo.png)

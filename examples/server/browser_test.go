@@ -534,11 +534,11 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 
 // demoCheckPage loads the demo page in a same-origin iframe, records every
 // change of its state pills (a MutationObserver sees each one, however short),
-// and, once both streams are open and the per-request one has been resumed
-// after a reconnection, presses the per-request stream's Stop button, the
-// shared stream's "Cut my stream" button and sends itself a notification.
-// It reports when the shared stream shows its resume and the notification
-// has arrived.
+// and, once the page's streams are open and the per-request one has been
+// resumed after a reconnection, presses the per-request stream's Stop button
+// and sends itself a notification; once that has arrived, it presses "Cut my
+// stream" (the server then sends one more notification while the page is
+// away). It reports when the page shows both topics resumed.
 const demoCheckPage = `<!doctype html>
 <meta charset="utf-8">
 <title>httpsse demo check</title>
@@ -546,10 +546,10 @@ const demoCheckPage = `<!doctype html>
 <script>
 "use strict";
 const frame = document.getElementById("demo");
-const seen = {shared: [], stream: []};
-let acted = false, done = false;
+const seen = {shared: [], stream: [], notify: []};
+let phase = "wait", done = false;
 frame.addEventListener("load", () => {
-  for (const panel of ["shared", "stream"]) {
+  for (const panel of ["shared", "stream", "notify"]) {
     const pill = frame.contentDocument.querySelector("#" + panel + ' [data-role="state"]');
     const note = () => {
       const list = seen[panel];
@@ -567,46 +567,64 @@ function text(panel, role) {
 function snapshot() {
   const s = {};
   for (const panel of ["shared", "stream", "notify"])
-    for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed", "noticetext"])
+    for (const role of ["state", "count", "lastid", "reconnects", "beat", "resumed", "noticetext", "combined", "user"])
       s[panel + "." + role] = text(panel, role);
   const doc = frame.contentDocument;
   s["shared.types"] = doc ? Array.from(doc.querySelectorAll("#shared tbody .tag:not(.sys)"), e => e.textContent) : [];
   s["shared.notice"] = q('#shared [data-role="notice"]') ? q('#shared [data-role="notice"]').dataset.kind : "";
   s["shared.badges"] = doc ? doc.querySelectorAll("#shared tbody .badge").length : 0;
+  s["notify.badges"] = doc ? doc.querySelectorAll("#notify tbody .badge").length : 0;
   s["notify.data"] = doc ? Array.from(doc.querySelectorAll("#notify tbody tr:not(.sys) td.data"), e => e.textContent) : [];
+  s["notify.ids"] = doc ? Array.from(doc.querySelectorAll("#notify tbody tr:not(.sys) td.id"), e => e.textContent) : [];
   s["notify.result"] = text("notify", "result");
   s["counts"] = doc ? Object.fromEntries(Array.from(doc.querySelectorAll("#counts [data-role]"), e => [e.dataset.role, e.textContent])) : {};
-  s["demoShared"] = frame.contentWindow.demoShared ? {
-    seqs: frame.contentWindow.demoShared.seqs, broken: frame.contentWindow.demoShared.broken,
-    resumes: frame.contentWindow.demoShared.resumes, gaps: frame.contentWindow.demoShared.gaps} : null;
+  const w = frame.contentWindow.demoShared;
+  s["demoShared"] = w ? {seqs: w.seqs, broken: w.broken, notes: w.notes, noteBroken: w.noteBroken,
+    resumes: w.resumes, gaps: w.gaps, lastEventIds: w.lastEventIds.slice(-3)} : null;
   return s;
 }
 function report(why) {
   if (done) return;
   done = true;
   const s = snapshot();
-  s.why = why; s.sharedStates = seen.shared; s.streamStates = seen.stream;
+  s.why = why; s.sharedStates = seen.shared; s.streamStates = seen.stream; s.notifyStates = seen.notify;
   fetch("/e2e/report", {method: "POST", body: JSON.stringify(s)});
 }
 setInterval(() => {
   const s = snapshot();
   const types = new Set(s["shared.types"]);
-  if (!acted && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
+  if (phase === "wait" && s["stream.resumed"].startsWith("status-") && s["stream.state"] === "open" &&
       s["shared.state"] === "open" && s["notify.state"] === "open" &&
       types.has("heartbeat") && types.has("note") && types.has("message")) {
-    acted = true;
+    phase = "sent";
     q('#stream [data-role="toggle"]').click();
-    q('#shared [data-role="cut"]').click();
     q("#text").value = "hello from the test";
     q('#notify [data-role="send"] button').click();
   }
-  if (acted && s["stream.state"] === "stopped" && s["shared.notice"] === "resumed" &&
-      s["notify.data"].includes("hello from the test") && Number(s.counts["shared.Replays"]) > 0) report("done");
+  if (phase === "sent" && s["notify.data"].includes("hello from the test")) {
+    phase = "cut";
+    q('#shared [data-role="cut"]').click();
+  }
+  if (phase === "cut" && s["stream.state"] === "stopped" && s["shared.notice"] === "resumed" &&
+      s["notify.data"].some((d) => d.startsWith("sent by the server while your stream was cut")) &&
+      Number(s.counts["shared.Replays"]) > 0) report("done");
 }, 50);
 setTimeout(() => report("timeout"), 40000);
 </script>
 `
 
+// demoResume is what the demo page records of a reconnection of its topics' EventSource.
+type demoResume struct {
+	After, BackAt, Replayed int
+	AfterUser, UserBackAt   int
+	UserReplayed            int
+	Gap, Exact              bool
+	HeldID, SentID          string
+}
+
+// TestBrowserDemoPage runs the demo page in Chromium: its one EventSource on /topics reads
+// the shared topic and the user's notifications; "Cut my stream" makes Chromium reconnect
+// with the one Last-Event-ID, and both topics resume exactly.
 func TestBrowserDemoPage(t *testing.T) {
 	needChromium(t)
 	cfg := demoConfig{
@@ -614,16 +632,27 @@ func TestBrowserDemoPage(t *testing.T) {
 		heartbeat: 250 * time.Millisecond,
 		replay:    1000,
 		longCut:   time.Second,
+		keepAlive: 15 * time.Second,
 		status:    60 * time.Millisecond,
 		streamRun: 4,
 		retry:     300 * time.Millisecond,
 	}
 	handler, closer := newDemo(cfg)
 
+	var (
+		mu      sync.Mutex
+		headers []string // the Last-Event-ID of each request to /topics
+	)
 	mux := http.NewServeMux()
 	rp := newReports(t, mux)
 	mux.HandleFunc("GET /e2e/", servePage(demoCheckPage))
 	mux.Handle("/", handler)
+	mux.Handle("GET /topics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		headers = append(headers, r.Header.Get("Last-Event-ID"))
+		mu.Unlock()
+		handler.ServeHTTP(w, r)
+	}))
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
 	t.Cleanup(func() { closer.Close() }) // before ts.Close: ends the open streams
@@ -641,9 +670,11 @@ func TestBrowserDemoPage(t *testing.T) {
 			t.Errorf("demo page %s = %v, want %v", k, got[k], v)
 		}
 	}
-	// The shared stream broke once, when the page had it cut.
-	if states := fmt.Sprint(got["sharedStates"]); states != "[connecting open reconnecting open]" && states != "[open reconnecting open]" {
-		t.Errorf("shared stream went through states %s, want [connecting open reconnecting open]", states)
+	// The topics' one stream broke once, when the page had it cut; both panels show it.
+	for _, k := range []string{"sharedStates", "notifyStates"} {
+		if states := fmt.Sprint(got[k]); states != "[connecting open reconnecting open]" && states != "[open reconnecting open]" {
+			t.Errorf("%s: the topics' stream went through states %s, want [connecting open reconnecting open]", k, states)
+		}
 	}
 	if s, _ := got["shared.beat"].(string); s == "–" || s == "" {
 		t.Errorf("demo page shared.beat = %q, want a heartbeat shown", s)
@@ -655,36 +686,55 @@ func TestBrowserDemoPage(t *testing.T) {
 		t.Errorf("per-request stream went through states %s, want a reconnecting then open", states)
 	}
 
-	// The page saw every event of the shared stream once, in order, and says
-	// how many it got by replay: those published while it was away, which
-	// is about the browser's reconnection time (3 s) of events.
+	// The page saw every event of each topic once, in order, and says how many it got
+	// by replay: those published while it was away.
 	var shared struct {
-		Seqs    []int
-		Broken  int
-		Resumes []struct {
-			After, BackAt, Replayed int
-			Exact                   bool
-		}
-		Gaps []any
+		Seqs       []int
+		Broken     int
+		Notes      []struct{ N int }
+		NoteBroken int
+		Resumes    []demoResume
+		Gaps       []any
 	}
 	js, _ := json.Marshal(got["demoShared"])
 	json.Unmarshal(js, &shared)
 	for i := 1; i < len(shared.Seqs); i++ {
 		if shared.Seqs[i] != shared.Seqs[i-1]+1 {
-			t.Errorf("shared stream events %v: want each number once, in order", shared.Seqs)
+			t.Errorf("shared topic's events %v: want each number once, in order", shared.Seqs)
 			break
 		}
 	}
-	if shared.Broken != 0 || len(shared.Gaps) != 0 || len(shared.Resumes) != 1 {
-		t.Fatalf("shared stream: %d breaks, gaps %v, resumes %+v; want none, none and one", shared.Broken, shared.Gaps, shared.Resumes)
+	if shared.Broken != 0 || shared.NoteBroken != 0 || len(shared.Gaps) != 0 || len(shared.Resumes) != 1 {
+		t.Fatalf("topics: %d+%d breaks, gaps %v, resumes %+v; want none, none and one", shared.Broken, shared.NoteBroken, shared.Gaps, shared.Resumes)
 	}
 	r := shared.Resumes[0]
-	if !r.Exact || r.Replayed != r.BackAt-r.After || r.Replayed < 5 {
-		t.Errorf("resume %+v: want exact, with the events published while away (several) replayed", r)
+	if !r.Exact || r.Gap || r.Replayed != r.BackAt-r.After || r.Replayed < 5 {
+		t.Errorf("resume %+v: want exact, with the shared events published while away (several) replayed", r)
+	}
+	if r.UserReplayed != 1 || r.UserBackAt != r.AfterUser+1 {
+		t.Errorf("resume %+v: want the one notification sent while away replayed", r)
+	}
+	user, _ := got["notify.user"].(string)
+	names := []string{sharedTopic, userTopic(user)}
+	mu.Lock()
+	sent := append([]string(nil), headers...)
+	mu.Unlock()
+	if len(sent) != 2 || sent[0] != "" {
+		t.Fatalf("requests to /topics sent Last-Event-ID %q, want none, then one", sent)
+	}
+	ids, ok := topicIDs(sent[1], names...)
+	if !ok || sent[1] != r.HeldID || sent[1] != r.SentID {
+		t.Errorf("Chromium came back with Last-Event-ID %q, want the page's lastEventId when the stream was lost, %q, holding %v", sent[1], r.HeldID, names)
+	} else {
+		t.Logf("Chromium came back with Last-Event-ID %s: shared at %s, %s at %s", sent[1], ids[sharedTopic], names[1], ids[names[1]])
 	}
 	notice, _ := got["shared.noticetext"].(string)
-	if want := fmt.Sprintf("%d missed events replayed (#%d–#%d), every event once and in order", r.Replayed, r.After+1, r.BackAt); !strings.Contains(notice, want) {
-		t.Errorf("shared notice = %q, want it to contain %q", notice, want)
+	if want := fmt.Sprintf("Resumed with Last-Event-ID %s: shared: %d missed events replayed (#%d–#%d) · user/%s: 1 missed notification replayed; every event once and in order ✓",
+		r.SentID, r.Replayed, r.After+1, r.BackAt, user); notice != want {
+		t.Errorf("notice = %q, want %q", notice, want)
+	}
+	if s, _ := got["shared.combined"].(string); !combinedIDForm.MatchString(s) {
+		t.Errorf("the page shows Last-Event-ID %q, want the combined form", s)
 	}
 	// The log shows the last 60 rows (MAX_ROWS in index.html): the replayed ones among them
 	// carry the badge.
@@ -692,20 +742,30 @@ func TestBrowserDemoPage(t *testing.T) {
 	if n, _ := got["shared.badges"].(float64); int(n) != r.BackAt-max(r.After, last-60) {
 		t.Errorf("shared log marks %v rows as replayed, want %d (events #%d-#%d among the last 60 rows up to #%d)", n, r.BackAt-max(r.After, last-60), r.After+1, r.BackAt, last)
 	}
+	if n, _ := got["notify.badges"].(float64); n != 1 {
+		t.Errorf("notifications log marks %v rows as replayed, want 1", n)
+	}
+	data, _ := got["notify.data"].([]any)
+	if len(data) != 2 || data[1] != "hello from the test" || !strings.HasPrefix(fmt.Sprint(data[0]), "sent by the server while your stream was cut") {
+		t.Errorf("notifications shown (newest first) %q, want the one sent while cut, then the one the page sent", data)
+	}
+	if len(shared.Notes) != 2 || shared.Notes[1].N != shared.Notes[0].N+1 {
+		t.Errorf("notifications' numbers in their topic %+v, want two in a row", shared.Notes)
+	}
 	if s, _ := got["notify.result"].(string); !strings.Contains(s, "1 listening now") {
 		t.Errorf("notify result = %q, want it to say 1 listening now", s)
 	}
 	counts, _ := got["counts"].(map[string]any)
-	for _, k := range []string{"shared.Subscribers", "shared.Published", "shared.Replays", "notify.Published"} {
+	for _, k := range []string{"shared.Subscribers", "shared.Published", "shared.Replays", "all.Published", "all.Subscribers"} {
 		if v, _ := counts[k].(string); v == "" || v == "–" || v == "0" {
 			t.Errorf("count %s = %q, want a number above 0", k, v)
 		}
 	}
 }
 
-// demoGapPage loads the demo page in an iframe, presses the shared stream's
-// "Cut for longer" button once the stream is open and has events, and
-// reports when the page shows the gap.
+// demoGapPage loads the demo page in an iframe, presses "Cut for longer" once
+// the topics' stream is open and has events, and reports when the page shows
+// the resumption, with the gap.
 const demoGapPage = `<!doctype html>
 <meta charset="utf-8">
 <title>httpsse demo gap check</title>
@@ -722,8 +782,10 @@ function report(why) {
   fetch("/e2e/report", {method: "POST", body: JSON.stringify({why,
     kind: q('#shared [data-role="notice"]').dataset.kind,
     notice: q('#shared [data-role="noticetext"]').textContent,
-    seqs: w.seqs, broken: w.broken, gaps: w.gaps, resumes: w.resumes,
-    gapRows: frame.contentDocument.querySelectorAll("#shared tbody .tag.gap").length})});
+    user: q('#shared [data-role="user"]').textContent,
+    seqs: w.seqs, broken: w.broken, notes: w.notes, noteBroken: w.noteBroken, gaps: w.gaps, resumes: w.resumes,
+    gapRows: frame.contentDocument.querySelectorAll("#shared tbody .tag.gap").length,
+    notifyGapRows: frame.contentDocument.querySelectorAll("#notify tbody .tag.gap").length})});
 }
 setInterval(() => {
   const w = frame.contentWindow && frame.contentWindow.demoShared;
@@ -731,15 +793,16 @@ setInterval(() => {
     cut = true;
     q('#shared [data-role="cutlong"]').click();
   }
-  if (cut && w && w.gaps.length > 0 && w.seqs.length > 0 && q('#shared [data-role="state"]').dataset.state === "open") report("gap");
+  if (cut && w && w.resumes.length > 0) report("resumed");
 }, 50);
 setTimeout(() => report("timeout"), 40000);
 </script>
 `
 
 // TestBrowserDemoGap has the demo hold the page's reconnection longer than
-// the shared route keeps events: the page gets the gap event and shows it,
-// and goes on with the live events, in order.
+// the shared topic keeps events: the page gets the gap event of that topic,
+// shows it, and goes on with the live events, in order; the user's topic,
+// which keeps what was sent meanwhile, resumes exactly.
 func TestBrowserDemoGap(t *testing.T) {
 	needChromium(t)
 	cfg := defaultDemoConfig
@@ -757,30 +820,46 @@ func TestBrowserDemoGap(t *testing.T) {
 
 	b := startBrowser(t, ts.URL+"/e2e/")
 	var got struct {
-		Why, Kind, Notice string
-		Seqs              []int
-		Broken            int
-		Gaps              []struct{ Sent, Now string }
-		GapRows           int
+		Why, Kind, Notice, User string
+		Seqs                    []int
+		Broken                  int
+		Notes                   []struct {
+			N    int
+			Data string
+		}
+		NoteBroken int
+		Gaps       []struct {
+			Topic           string
+			From, Now, Lost int
+		}
+		Resumes                []demoResume
+		GapRows, NotifyGapRows int
 	}
 	rp.wait(b, 60*time.Second, &got)
 	t.Logf("demo page: %+v", got)
-	if got.Why != "gap" {
-		t.Fatalf("the demo page never showed a gap: %+v", got)
+	if got.Why != "resumed" {
+		t.Fatalf("the demo page never showed the resumption: %+v", got)
 	}
-	if got.Kind != "gap" || !strings.Contains(got.Notice, "Gap: the route no longer held "+got.Gaps[0].Sent) || !strings.Contains(got.Notice, "events were lost") {
-		t.Errorf("shared notice %q (%s), want the gap, naming %s and the events lost", got.Notice, got.Kind, got.Gaps[0].Sent)
+	if len(got.Gaps) != 1 || got.Gaps[0].Topic != sharedTopic || got.Gaps[0].Lost <= cfg.replay || got.GapRows != 1 || got.NotifyGapRows != 0 || got.Broken != 0 {
+		t.Fatalf("gaps %+v, %d+%d gap rows, %d breaks in the numbering; want one gap, of the shared topic, of more than %d events, one row, none",
+			got.Gaps, got.GapRows, got.NotifyGapRows, got.Broken, cfg.replay)
 	}
-	if len(got.Gaps) != 1 || got.GapRows != 1 || got.Broken != 0 {
-		t.Errorf("gaps %v, %d gap rows, %d breaks in the numbering; want one gap, one row, none", got.Gaps, got.GapRows, got.Broken)
+	wantNotice := fmt.Sprintf("Gap in shared: the topic no longer held #%d, so it sent a gap event (data \"shared\") and resumed with the live events after #%d (%d events were lost) · user/%s: 1 missed notification replayed; every event once and in order ✓",
+		got.Gaps[0].From, got.Gaps[0].Now, got.Gaps[0].Lost, got.User)
+	if got.Kind != "gap" || got.Notice != wantNotice {
+		t.Errorf("notice %q (%s), want %q (gap)", got.Notice, got.Kind, wantNotice)
+	}
+	if r := got.Resumes[0]; !r.Gap || !r.Exact || r.UserReplayed != 1 || len(got.Notes) != 1 || got.NoteBroken != 0 ||
+		!strings.HasPrefix(got.Notes[0].Data, "sent by the server while your stream was cut") {
+		t.Errorf("resume %+v, notifications %+v: want the user's topic resumed exactly, with the notification sent while away", r, got.Notes)
 	}
 	// The events before the cut and after the gap are each in order; between
-	// them, more than the route keeps are missing.
+	// them, more than the topic keeps are missing.
 	jump := 0
 	for i := 1; i < len(got.Seqs); i++ {
 		if d := got.Seqs[i] - got.Seqs[i-1]; d != 1 {
-			if d <= cfg.replay || jump != 0 {
-				t.Errorf("page events %v: want one jump, of more than %d", got.Seqs, cfg.replay)
+			if d <= cfg.replay || jump != 0 || d != got.Gaps[0].Lost+1 {
+				t.Errorf("page events %v: want one jump, of more than %d (the %d lost, plus one)", got.Seqs, cfg.replay, got.Gaps[0].Lost)
 			}
 			jump = d
 		}

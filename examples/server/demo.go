@@ -26,10 +26,11 @@ var indexHTML []byte
 
 // demoConfig holds the demo's timings, so that tests can run it fast.
 type demoConfig struct {
-	tick      time.Duration // shared route: time between two events
-	heartbeat time.Duration // shared route: time between two heartbeats
-	replay    int           // shared route: how many events it keeps for returning subscribers
-	longCut   time.Duration // shared route: how long "cut for longer" keeps a page away
+	tick      time.Duration // shared topic: time between two events
+	heartbeat time.Duration // shared topic: time between two "heartbeat" events
+	replay    int           // every topic: how many events it keeps for returning subscribers
+	longCut   time.Duration // how long "cut for longer" keeps a page away
+	keepAlive time.Duration // every topic: a quiet subscriber gets a comment after this long
 	status    time.Duration // per-request stream: time between two "status" events
 	streamRun int           // per-request stream: "status" events before the server ends the stream
 	retry     time.Duration // per-request stream: the reconnection time sent with retry:
@@ -40,6 +41,7 @@ var defaultDemoConfig = demoConfig{
 	heartbeat: 5 * time.Second,
 	replay:    12,
 	longCut:   20 * time.Second,
+	keepAlive: 15 * time.Second,
 	status:    1 * time.Second,
 	streamRun: 6,
 	retry:     2 * time.Second,
@@ -47,45 +49,55 @@ var defaultDemoConfig = demoConfig{
 
 // Limits of what a page may send.
 const (
-	maxClientLen = 64  // the client token of /events?client= and /cut?client=
-	maxUserLen   = 32  // a user name of /notify?user=
+	maxClientLen = 64  // the client token of /topics?client=, /events?client= and /cut?client=
+	maxUserLen   = 32  // a user name of /topics?user= and /notify?user=
 	maxTextLen   = 280 // a notification's text
 	maxAway      = 256 // pages kept away by "cut for longer" at once
 )
 
+// The demo's topics, all of one Topics with Replay and KeepAlive: the shared stream, which
+// every tab sees, and one topic per user for notifications.
+const sharedTopic = "shared"
+
+func userTopic(user string) string { return "user/" + user }
+
 // demo serves the page, its event streams and their controls:
 //
-//	GET  /                  the page (index.html, embedded)
-//	GET  /events?client=C   one shared Route with Replay: every tab sees the same events
-//	POST /cut?client=C      ends the /events responses of the page whose token is C
-//	GET  /stream            a new Route per request (the original README's pattern)
-//	GET  /notify?user=U     the user's topic of a Topics: per-user notifications
-//	POST /notify            publishes a notification (form fields user and text)
-//	GET  /stats?client=C    StatsOf the shared Route and of the topics, as JSON
-//	GET  /answer?q=Q        a made-up answer to Q, word by word, through NewStream (answer.go)
+//	GET  /                         the page (index.html, embedded)
+//	GET  /topics?user=U&client=C   the topics "shared" and "user/U" on one connection (Topics.Serve):
+//	                               the page's one EventSource for both
+//	GET  /events?client=C          the topic "shared" alone, as a Route
+//	POST /cut?client=C             ends the /topics and /events responses of the page whose token is C
+//	GET  /stream                   a new Route per request (the original README's pattern)
+//	GET  /notify?user=U            the topic "user/U" alone, as a Route
+//	POST /notify                   publishes a notification (form fields user and text)
+//	GET  /stats?client=C           StatsOf the shared topic and of all the topics, as JSON
+//	GET  /answer?q=Q               a made-up answer to Q, word by word, through NewStream (answer.go)
 type demo struct {
 	cfg     demoConfig
-	shared  httpsse.Route
-	notify  *httpsse.Topics
-	boot    string        // this run's part of the shared route's event IDs
-	seq     atomic.Uint64 // number of the last event published on the shared route
+	topics  *httpsse.Topics
+	boot    string        // this run's part of the shared topic's event IDs
+	seq     atomic.Uint64 // number of the last event published on the shared topic
 	started time.Time
 
 	mu    sync.Mutex
-	conns map[string][]*sharedConn // the open /events responses, by client token
-	away  map[string]time.Time     // tokens whose next /events waits until then ("cut for longer")
+	conns map[string][]*sharedConn // the open /topics and /events responses, by client token
+	away  map[string]time.Time     // tokens whose next request waits until then ("cut for longer")
 
 	ctx    context.Context // done once the demo is closed
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the shared route's publisher
+	wg     sync.WaitGroup // the shared topic's publisher, and notifications sent after cuts
 	once   sync.Once
 }
 
-// sharedConn is one open /events response.
+// sharedConn is one open /topics or /events response.
 type sharedConn struct {
 	cancel      context.CancelFunc // ends the response (what /cut calls)
+	cut         atomic.Bool        // /cut ended it
+	user        string             // the user of a /topics response, or ""
 	lastEventID string             // the Last-Event-ID the browser sent
-	backAt      uint64             // the shared route's last event number when the request arrived
+	backAt      uint64             // the shared topic's last event number when the request arrived
+	userBackAt  uint64             // the user's topic's last event number then (its Published)
 }
 
 // newDemo starts the demo's publisher and returns its handler, and a Closer
@@ -97,11 +109,12 @@ func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
 	rand.Read(b[:])
 	d := &demo{
 		cfg: cfg,
-		// The shared route keeps its last events, so that a page that lost its
-		// stream gets what it missed when EventSource reconnects with
-		// Last-Event-ID; and it publishes whether or not anyone is watching.
-		shared:  httpsse.NewRoute(httpsse.Replay(cfg.replay), httpsse.WaitForSubscriber(false)),
-		notify:  httpsse.NewTopics(httpsse.Replay(20)),
+		// Every topic keeps its last events, so that a page that lost its stream gets
+		// what it missed when EventSource reconnects with Last-Event-ID (one ID for all
+		// the topics of a /topics response); publishing never waits for a subscriber;
+		// and a quiet subscriber gets a comment now and then, so that proxies keep its
+		// connection open.
+		topics:  httpsse.NewTopics(httpsse.Replay(cfg.replay), httpsse.KeepAlive(cfg.keepAlive)),
 		boot:    strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])),
 		started: time.Now(),
 		conns:   make(map[string][]*sharedConn),
@@ -109,18 +122,15 @@ func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
-	// Comments keep proxies from timing the stream out, but EventSource never
-	// shows them, so the page also gets a named "heartbeat" event.
-	hb := httpsse.HeartBeat(cfg.heartbeat, d.shared)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer hb.Close()
 		d.publish()
 	}()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.HandleFunc("GET /topics", d.serveTopics)
 	mux.HandleFunc("GET /events", d.serveShared)
 	mux.HandleFunc("POST /cut", d.serveCut)
 	mux.HandleFunc("GET /stream", d.serveStream)
@@ -135,8 +145,7 @@ func newDemo(cfg demoConfig) (http.Handler, io.Closer) {
 func (d *demo) Close() error {
 	d.once.Do(func() {
 		d.cancel()
-		d.shared.Close()
-		d.notify.Close()
+		d.topics.Close()
 		d.wg.Wait()
 	})
 	return nil
@@ -162,30 +171,86 @@ func validToken(s string, max int) bool {
 	return true
 }
 
-// serveShared mounts the shared Route behind a context of its own, which
-// /cut cancels: the Route then ends the response as if the client had gone,
-// and the browser reconnects with Last-Event-ID.
+// shared returns the shared topic's Route. (A Topics' Route is asked for each time: see
+// Topics.)
+func (d *demo) shared() httpsse.Route { return d.topics.Route(sharedTopic) }
+
+// serveTopics serves the page's one EventSource: the shared topic and the user's
+// notifications on one connection. Its one Last-Event-ID says how far the page got in each
+// topic, so a reconnection resumes both.
+func (d *demo) serveTopics(w http.ResponseWriter, r *http.Request) {
+	names := []string{sharedTopic}
+	user := r.URL.Query().Get("user")
+	if user != "" {
+		if !validToken(user, maxUserLen) {
+			http.Error(w, fmt.Sprintf("demo: user must be 1 to %d letters, digits, '-' or '_'", maxUserLen), http.StatusBadRequest)
+			return
+		}
+		names = append(names, userTopic(user))
+	}
+	c, r, ok := d.cuttable(w, r, user)
+	if !ok {
+		return
+	}
+	d.topics.Serve(w, r, names...)
+	if c != nil && c.cut.Load() && user != "" {
+		d.sendWhileAway(user)
+	}
+}
+
+// sendWhileAway sends a notification to the user whose stream /cut has just ended, so that
+// the page sees the user's topic resume too, not only the shared one: it is published after
+// the response ended, so it reaches the page only through the reconnection.
+func (d *demo) sendWhileAway(user string) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		err := d.topics.Route(userTopic(user)).PublishEvent(func(ew httpsse.EventWriter) error {
+			ew.WriteEvent("notification")
+			return ew.WriteData(fmt.Sprintf("sent by the server while your stream was cut (shared #%d)", d.seq.Load()))
+		})
+		if err != nil && !errors.Is(err, httpsse.ErrClosed) {
+			log.Printf("notification after a cut: %v", err)
+		}
+	}()
+}
+
+// serveShared serves the shared topic alone, as a Route: what the page read before
+// /topics, and what curl and examples/client read.
 func (d *demo) serveShared(w http.ResponseWriter, r *http.Request) {
+	if _, r, ok := d.cuttable(w, r, ""); ok {
+		d.shared().ServeHTTP(w, r)
+	}
+}
+
+// cuttable prepares a /topics or /events request of a page (?client=) for /cut: the
+// response is served with a context of its own, which /cut cancels, so that the handler
+// ends the response as if the client had gone, and the browser reconnects with
+// Last-Event-ID. It returns the request to serve, and the open response's record (nil
+// without ?client=); false when the request was answered already or has ended.
+func (d *demo) cuttable(w http.ResponseWriter, r *http.Request, user string) (*sharedConn, *http.Request, bool) {
 	client := r.URL.Query().Get("client")
 	if client == "" {
-		d.shared.ServeHTTP(w, r)
-		return
+		return nil, r, true
 	}
 	if !validToken(client, maxClientLen) {
 		http.Error(w, fmt.Sprintf("demo: client must be 1 to %d letters, digits, '-' or '_'", maxClientLen), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
 	if !d.stayAway(r.Context(), client) {
-		return
+		return nil, nil, false
 	}
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	c := &sharedConn{cancel: cancel, lastEventID: r.Header.Get("Last-Event-ID"), backAt: d.seq.Load()}
+	c := &sharedConn{cancel: cancel, user: user, lastEventID: r.Header.Get("Last-Event-ID"), backAt: d.seq.Load()}
+	if user != "" {
+		c.userBackAt = httpsse.StatsOf(d.topics.Route(userTopic(user))).Published
+	}
 	d.mu.Lock()
 	d.conns[client] = append(d.conns[client], c)
 	d.mu.Unlock()
-	defer d.forget(client, c)
-	d.shared.ServeHTTP(w, r.WithContext(ctx))
+	context.AfterFunc(ctx, func() { d.forget(client, c) })
+	// The response ends when the handler returns, which ends r's context, and so ctx.
+	return c, r.WithContext(ctx), true
 }
 
 // stayAway holds a request of a page cut "for longer" until its time is up.
@@ -226,10 +291,12 @@ func (d *demo) forget(client string, c *sharedConn) {
 	}
 }
 
-// serveCut ends the /events responses of one page (?client=), as a proxy
-// that cuts a connection would. With long=1 the page's next request is also
-// held for cfg.longCut, longer than the shared route keeps events, so that it
-// comes back to a gap. It answers with how many responses it ended.
+// serveCut ends the /topics and /events responses of one page (?client=), as a
+// proxy that cuts a connection would. With long=1 the page's next request is
+// also held for cfg.longCut, longer than the shared topic keeps events, so that
+// it comes back to a gap in that topic. It answers with how many responses it
+// ended. The server then sends each cut /topics response's user a notification,
+// which the page receives through its reconnection.
 func (d *demo) serveCut(w http.ResponseWriter, r *http.Request) {
 	client := r.URL.Query().Get("client")
 	if !validToken(client, maxClientLen) {
@@ -253,13 +320,14 @@ func (d *demo) serveCut(w http.ResponseWriter, r *http.Request) {
 		d.away[client] = now.Add(d.cfg.longCut)
 	}
 	for _, c := range conns {
+		c.cut.Store(true)
 		c.cancel()
 	}
 	d.mu.Unlock()
 	writeJSON(w, map[string]any{"cut": len(conns), "seq": d.seq.Load()})
 }
 
-// publish publishes the shared route's events until the demo is closed.
+// publish publishes the shared topic's events until the demo is closed.
 // Each event's ID is this run's boot tag and the event's number, so a page
 // can check that it saw every event once, in order; and an ID from an earlier
 // run is never mistaken for one of this run.
@@ -274,7 +342,7 @@ func (d *demo) publish() {
 		select {
 		case <-tick.C:
 			ticks++
-			watching := httpsse.StatsOf(d.shared).Subscribers
+			watching := httpsse.StatsOf(d.shared()).Subscribers
 			fn = func(ew httpsse.EventWriter) error { return d.writeTick(ew, n, ticks, watching) }
 		case <-beat.C:
 			fn = func(ew httpsse.EventWriter) error {
@@ -285,7 +353,7 @@ func (d *demo) publish() {
 		case <-d.ctx.Done():
 			return
 		}
-		err := d.shared.PublishEvent(fn)
+		err := d.shared().PublishEvent(fn)
 		if errors.Is(err, httpsse.ErrClosed) {
 			return
 		}
@@ -298,8 +366,8 @@ func (d *demo) publish() {
 
 func (d *demo) eventID(n uint64) string { return d.boot + "-" + strconv.FormatUint(n, 10) }
 
-// writeTick writes the shared route's event number n, its tick number k, for
-// a route with the given number of subscribers.
+// writeTick writes the shared topic's event number n, its tick number k, for
+// a topic with the given number of subscribers.
 // Most are "tick" events; every fifth tick is a "note" with multi-line data
 // and every seventh has no event name, so the browser dispatches it as
 // "message".
@@ -321,15 +389,15 @@ func (d *demo) writeTick(ew httpsse.EventWriter, n uint64, k, watching int) erro
 	}
 }
 
-// serveNotifications subscribes to one user's notifications: the user's
-// topic, made on first use.
+// serveNotifications subscribes to one user's notifications alone: the user's
+// topic, made on first use, as a Route.
 func (d *demo) serveNotifications(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
 	if !validToken(user, maxUserLen) {
 		http.Error(w, fmt.Sprintf("demo: user must be 1 to %d letters, digits, '-' or '_'", maxUserLen), http.StatusBadRequest)
 		return
 	}
-	d.notify.Route(user).ServeHTTP(w, r)
+	d.topics.Route(userTopic(user)).ServeHTTP(w, r)
 }
 
 // serveSend publishes a notification to a user's topic. It never waits: a
@@ -349,7 +417,7 @@ func (d *demo) serveSend(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("demo: text must be 1 to %d bytes", maxTextLen), http.StatusBadRequest)
 		return
 	}
-	route := d.notify.Route(user)
+	route := d.topics.Route(userTopic(user))
 	err := route.PublishEvent(func(ew httpsse.EventWriter) error {
 		ew.WriteEvent("notification")
 		return ew.WriteData(text) // a line break in text becomes several data: lines
@@ -363,34 +431,37 @@ func (d *demo) serveSend(w http.ResponseWriter, r *http.Request) {
 
 // demoStats is what /stats answers.
 type demoStats struct {
-	Shared  httpsse.Stats `json:"shared"`
-	Seq     uint64        `json:"seq"`     // number of the shared route's last event
-	Topics  int           `json:"topics"`  // notification topics alive now
-	Notify  httpsse.Stats `json:"notify"`  // the topics' Stats, added up
-	Replay  int           `json:"replay"`  // how many events the shared route keeps
+	Shared  httpsse.Stats `json:"shared"`  // the shared topic's
+	Seq     uint64        `json:"seq"`     // number of the shared topic's last event
+	Topics  int           `json:"topics"`  // topics alive now, the shared one included
+	All     httpsse.Stats `json:"all"`     // Topics.Stats: the counts of all topics, added up
+	Replay  int           `json:"replay"`  // how many events each topic keeps
 	LongCut string        `json:"longCut"` // how long "cut for longer" keeps a page away
-	// Client is the page's (?client=) open /events response, if any.
+	// Client is the page's (?client=) latest open /topics or /events response, if any.
 	Client *clientStats `json:"client,omitempty"`
 }
 
 type clientStats struct {
 	LastEventID string `json:"lastEventID"` // the Last-Event-ID its browser sent
-	BackAt      uint64 `json:"backAt"`      // the shared route's last event number when it arrived
+	BackAt      uint64 `json:"backAt"`      // the shared topic's last event number when it arrived
+	// UserBackAt is the number of the last event of the user's topic when a /topics
+	// response arrived (the number in the ID the topic gave it).
+	UserBackAt uint64 `json:"userBackAt"`
 }
 
 func (d *demo) serveStats(w http.ResponseWriter, r *http.Request) {
 	st := demoStats{
-		Shared:  httpsse.StatsOf(d.shared),
+		Shared:  httpsse.StatsOf(d.shared()),
 		Seq:     d.seq.Load(),
-		Topics:  d.notify.Len(),
-		Notify:  d.notify.Stats(),
+		Topics:  d.topics.Len(),
+		All:     d.topics.Stats(),
 		Replay:  d.cfg.replay,
 		LongCut: d.cfg.longCut.String(),
 	}
 	d.mu.Lock()
 	if conns := d.conns[r.URL.Query().Get("client")]; len(conns) > 0 {
 		c := conns[len(conns)-1]
-		st.Client = &clientStats{LastEventID: c.lastEventID, BackAt: c.backAt}
+		st.Client = &clientStats{LastEventID: c.lastEventID, BackAt: c.backAt, UserBackAt: c.userBackAt}
 	}
 	d.mu.Unlock()
 	writeJSON(w, st)

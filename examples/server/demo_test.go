@@ -63,7 +63,7 @@ func TestDemoPage(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("GET / Content-Type = %q, want text/html; charset=utf-8", ct)
 	}
-	for _, s := range []string{`new EventSource(`, `"/events?client="`, `"/stream"`, `"/notify?user="`, `"/cut?client="`, `"/stats?client="`} {
+	for _, s := range []string{`new EventSource(`, `"/topics?user="`, `"&client="`, `"/stream"`, `"/cut?client="`, `"/stats?client="`, `"/answer?q="`} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("GET / lacks %s", s)
 		}
@@ -149,7 +149,7 @@ func TestDemoShutdown(t *testing.T) {
 	cfg.streamRun = 1 << 30
 	ts, _ := startDemo(t, cfg)
 	var clients []httpsse.Client
-	for _, path := range []string{"/events", "/events", "/stream"} {
+	for _, path := range []string{"/events", "/topics?user=ada", "/stream"} {
 		c, err := httpsse.Dial(ts.URL+path, httpsse.Reconnect(false))
 		if err != nil {
 			t.Fatal(err)
@@ -391,7 +391,7 @@ func TestDemoNotifications(t *testing.T) {
 		return c
 	}
 	ada, alan := dial("ada"), dial("alan")
-	waitFor(t, "two topic subscribers", func() bool { return getStats(t, ts, "").Notify.Subscribers == 2 })
+	waitFor(t, "two topic subscribers", func() bool { return getStats(t, ts, "").All.Subscribers == 2 })
 
 	send := func(user, text string) {
 		t.Helper()
@@ -413,8 +413,9 @@ func TestDemoNotifications(t *testing.T) {
 		}
 	}
 	st := getStats(t, ts, "")
-	if st.Topics != 3 || st.Notify.Published != 3 || st.Notify.Subscribers != 2 {
-		t.Errorf("/stats topics %d, notify %+v, want 3 topics, 3 published, 2 subscribers", st.Topics, st.Notify)
+	// The topics are the three users' and the shared one, whose events count too.
+	if notes := st.All.Published - st.Shared.Published; st.Topics != 4 || notes != 3 || st.All.Subscribers != 2 {
+		t.Errorf("/stats topics %d, all %+v, shared %+v: want 4 topics, 3 notifications published, 2 subscribers", st.Topics, st.All, st.Shared)
 	}
 
 	for _, tt := range []struct {

@@ -1,17 +1,20 @@
 // Command server is the httpsse demo: a page that shows, live, what the
-// browser's own EventSource receives from two httpsse streams.
+// browser's own EventSource receives from httpsse streams.
 //
 //	go run ./examples/server            # then open http://localhost:8080
 //	go run ./examples/server -addr :9000
 //
 // It serves:
 //
-//	GET /        the page (embedded, self-contained: no CDN, no build step)
-//	GET /events  one shared Route mounted on the mux: every tab sees the same events
+//	GET /topics  the topics "shared" and "user/NAME" on one connection (Topics.Serve):
+//	             the page's one EventSource for the shared stream and its notifications
+//	GET /events  the shared topic alone: every tab sees the same events
+//	GET /notify  a user's notifications alone (POST /notify sends one)
 //	GET /stream  a new Route per request, as in the original README
 //	GET /answer  one response written directly with NewStream: an answer, word by word
 //
-// Ctrl-C shuts it down gracefully: the Routes are closed from
+// Every topic has Replay and KeepAlive(15 s). Ctrl-C shuts it down gracefully: the
+// topics are closed from
 // [http.Server.RegisterOnShutdown], so [http.Server.Shutdown] returns at once
 // even with streams open.
 package main
@@ -20,11 +23,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -62,7 +68,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("httpsse demo: cannot listen on %s: %v", *addr, err)
 	}
-	log.Printf("httpsse demo on http://%s (shared stream: /events, per-request stream: /stream)", ln.Addr())
+	log.Printf("httpsse demo on %s (the page's one EventSource: /topics?user=NAME)", clickableURL(*addr, ln.Addr()))
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
@@ -70,4 +76,20 @@ func main() {
 	<-done
 	closer.Close()
 	log.Print("bye")
+}
+
+// clickableURL returns the URL a person can open for the listener at addr, made for the
+// -addr flag asked: a listener on every interface (-addr :8080, [::]:8080, 0.0.0.0:8080) is
+// reached at localhost, which http://[::]:8080 does not say, and -addr localhost:8080 stays
+// localhost rather than the address it resolved to.
+func clickableURL(asked string, addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	host, _, _ := net.SplitHostPort(asked)
+	if ap.Addr().IsUnspecified() || strings.EqualFold(host, "localhost") {
+		return fmt.Sprintf("http://localhost:%d", ap.Port())
+	}
+	return "http://" + ap.String()
 }
