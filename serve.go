@@ -41,7 +41,8 @@ const MaxServeTopics = 32
 // point is no longer held gets the gap event (see Replay), whose data is the topic's name,
 // then its live events; the other topics resume exactly. A topic that the earlier request did
 // not have starts with its live events. An ID of another form (unknown, malformed, or from a
-// Route of one topic) counts as unknown for every topic. The ID replaces the topics' own
+// Route of one topic), or one that names none of the request's topics, counts as unknown for
+// every topic. The ID replaces the topics' own
 // event IDs in this response; the form is described in docs/design.md, and it stays under
 // about 1 KiB at MaxServeTopics topics when the topics' IDs are the Route's own.
 //
@@ -226,6 +227,16 @@ func topicPositions(lastEventID string, names []string) []topicPosition {
 		return from
 	}
 	ids, ok := parseTopicsID(lastEventID)
+	if ok {
+		// An ID that names none of the topics is not one this request's client was given
+		// (a reconnection asks for the same topics): nothing is known of where it was.
+		named := false
+		for _, name := range names {
+			_, listed := ids[topicKey(name)]
+			named = named || listed
+		}
+		ok = named
+	}
 	for i, name := range names {
 		switch id, listed := ids[topicKey(name)]; {
 		case !ok:

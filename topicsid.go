@@ -51,7 +51,6 @@ func topicKey(name string) string {
 type topicsID struct {
 	keys []string
 	ids  [][]byte
-	line []byte // "id: " and the form, built by appendLine
 }
 
 func newTopicsID(names []string) *topicsID {
