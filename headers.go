@@ -9,19 +9,20 @@ const maxIdleHeaderWriters = 16
 
 // headerJob is the sending of one subscriber's status line and headers.
 type headerJob struct {
-	sub  *subscriber
-	done chan any // receives the job's panic, or nil; capacity 1, so the writer never waits
-	err  error
+	sub   *subscriber
+	first []byte   // sent with the headers
+	done  chan any // receives the job's panic, or nil; capacity 1, so the writer never waits
+	err   error
 }
 
-// sendHeaders sends the subscriber's status 200 and headers from another goroutine, and
-// waits for it. Writing the headers takes net/http's deepest call path, which grows a
+// sendHeaders sends the subscriber's status 200 and headers, and first after them, from
+// another goroutine, and waits for it. Writing the headers takes net/http's deepest call path, which grows a
 // goroutine's stack to 8 KiB; the goroutine of ServeHTTP, which then waits for events for as
 // long as the stream lasts, would keep that stack, and the garbage collector cannot shrink it
 // back while it waits (its frames, net/http's included, are too deep). Writing an event
 // takes a shallower path that fits in the 4 KiB that the goroutine has by then.
-func (r *broadcaster) sendHeaders(s *subscriber) error {
-	j := &headerJob{sub: s, done: make(chan any, 1)}
+func (r *broadcaster) sendHeaders(s *subscriber, first []byte) error {
+	j := &headerJob{sub: s, first: first, done: make(chan any, 1)}
 	r.mu.Lock()
 	if n := len(r.idleWriters); n > 0 {
 		r.idleWriters[n-1] = nil
@@ -65,7 +66,7 @@ func (r *broadcaster) writeHeaders(j *headerJob) {
 func (j *headerJob) run() {
 	defer func() { j.done <- recover() }()
 	j.sub.out.w.WriteHeader(http.StatusOK)
-	j.err = j.sub.out.send(nil)
+	j.err = j.sub.out.send(j.first)
 }
 
 // releaseWriter ends the writeHeaders goroutine that s keeps waiting, if any. It is called

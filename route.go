@@ -592,7 +592,7 @@ func (r *broadcaster) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer r.end(s, req)
-	if err := r.sendHeaders(s); err != nil {
+	if err := r.sendHeaders(s, nil); err != nil {
 		return
 	}
 	if s.resume != (resume{}) && !r.catchUp(s, req, s.resume) {

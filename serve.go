@@ -54,31 +54,47 @@ const MaxServeTopics = 32
 // away, when it is dropped by any of its topics (too far behind, or a write timed out), or
 // when the Topics is closed, after sending what was already published.
 func (t *Topics) Serve(w http.ResponseWriter, req *http.Request, topics ...string) {
+	b := t.open(w, req, topics)
+	if b == nil {
+		return
+	}
+	defer b.end(req)
+	if b.catchUp(req.Context()) {
+		b.stream(req.Context().Done())
+	}
+}
+
+// open attaches a subscriber to each topic, with the response's headers ready to go, or
+// answers the request and returns nil when it cannot. It is a function of its own, like
+// the waits, to keep Serve's frame small: Serve's frame is on the stack for as long as the
+// stream lasts, and a handler's goroutine whose stack has grown past 4 KiB keeps the larger
+// stack while it waits unless what it uses then is under a quarter of it.
+//
+//go:noinline
+func (t *Topics) open(w http.ResponseWriter, req *http.Request, topics []string) *bundle {
 	names := distinct(topics)
 	switch {
 	case len(names) == 0:
 		http.Error(w, "httpsse: no topic to serve", http.StatusBadRequest)
-		return
+		return nil
 	case len(names) > MaxServeTopics:
 		http.Error(w, fmt.Sprintf("httpsse: %d topics asked for on one connection; at most %d are served", len(names), MaxServeTopics), http.StatusBadRequest)
-		return
+		return nil
 	}
-	b, status, err := t.subscribe(w, req, names)
-	if b == nil {
-		if err != nil {
-			http.Error(w, err.Error(), status)
-		} else {
-			w.WriteHeader(status)
+	b, from, status, err := t.resolve(req, names)
+	if b != nil {
+		first := b.routes[0].cfg
+		b.out.open(w, req, first.writeTimeout, first.keepAlive)
+		if status, err = t.attachAll(b, req, from); status == 0 {
+			return b
 		}
-		return
 	}
-	defer b.end(req)
-	if err := b.routes[0].sendHeaders(b.subs[0]); err != nil {
-		return
+	if err != nil {
+		http.Error(w, err.Error(), status)
+	} else {
+		w.WriteHeader(status)
 	}
-	if b.catchUp(req.Context()) {
-		b.stream(req.Context().Done())
-	}
+	return nil
 }
 
 // distinct returns names without the repeated ones, in their order.
@@ -106,17 +122,18 @@ type bundle struct {
 	routes []*broadcaster
 	subs   []*subscriber // subs[i] is the subscriber of routes[i]
 	out    *output
-	id     *topicsID // the response's Last-Event-ID; nil without Replay
-	joins  []string  // the point each subscriber joined its topic's live events at
-	parts  [][]byte  // what send writes, reused
-	lines  []byte    // the ID lines that send writes, reused
-	cuts   []int     // see send
-	cases  []reflect.SelectCase
+	id     *topicsID            // the response's Last-Event-ID; nil without Replay
+	joins  []string             // the point each subscriber joined its topic's live events at
+	parts  [][]byte             // what send writes, reused
+	lines  []byte               // the ID lines that send writes, reused
+	cuts   []int                // see send
+	waits  []<-chan struct{}    // the channels of the topics' next publishes, see stream
+	cases  []reflect.SelectCase // wait's, reused
 }
 
-// subscribe attaches a subscriber to each topic. It returns nil, and the status to answer
-// with the error to say, when it cannot.
-func (t *Topics) subscribe(w http.ResponseWriter, req *http.Request, names []string) (*bundle, int, error) {
+// resolve finds the Route of each topic, and where the request asks to start in each. It
+// returns a nil bundle, and the status to answer with the error to say, when it cannot.
+func (t *Topics) resolve(req *http.Request, names []string) (*bundle, []topicPosition, int, error) {
 	from := topicPositions(req.Header.Get("Last-Event-ID"), names)
 	b := &bundle{
 		names:  names,
@@ -129,13 +146,19 @@ func (t *Topics) subscribe(w http.ResponseWriter, req *http.Request, names []str
 	for i, name := range names {
 		r, status, err := t.local(req.Context(), name, from[i])
 		if r == nil {
-			return nil, status, err
+			return nil, nil, status, err
 		}
 		b.routes[i], b.subs[i] = r, &subs[i]
 		subs[i].out = b.out
 	}
-	first := b.routes[0].cfg
-	b.out.open(w, req, first.writeTimeout, first.keepAlive)
+	return b, from, 0, nil
+}
+
+// attachAll attaches the bundle's subscribers, each to its topic, and sets the response's ID.
+// When it cannot, it detaches those it attached and returns the status to answer and the
+// error to say.
+func (t *Topics) attachAll(b *bundle, req *http.Request, from []topicPosition) (int, error) {
+	names := b.names
 	for i, name := range names {
 		at := from[i].id
 		if !from[i].listed {
@@ -153,12 +176,12 @@ func (t *Topics) subscribe(w http.ResponseWriter, req *http.Request, names []str
 				if t.isClosed() {
 					status, err = http.StatusNoContent, nil
 				}
-				return nil, status, err
+				return status, err
 			}
 			b.routes[i] = r
 		}
 	}
-	if first.replay > 0 {
+	if b.routes[0].cfg.replay > 0 {
 		b.id = newTopicsID(names)
 		for i := range names {
 			if from[i].listed {
@@ -168,7 +191,7 @@ func (t *Topics) subscribe(w http.ResponseWriter, req *http.Request, names []str
 			}
 		}
 	}
-	return b, 0, nil
+	return 0, nil
 }
 
 func (t *Topics) isClosed() bool {
@@ -250,9 +273,17 @@ func topicPositions(lastEventID string, names []string) []topicPosition {
 	return from
 }
 
-// catchUp sends each topic's History events or gap event, then the response's ID. It
-// returns false when the response must end.
+// catchUp sends the headers, each topic's History events or gap event, then the response's
+// ID. It returns false when the response must end.
 func (b *bundle) catchUp(ctx context.Context) bool {
+	if !b.caughtUp() {
+		// Nothing but the ID after the headers: both from the header writer (see
+		// sendHeaders), so that this goroutine's stack stays small while it waits.
+		return b.routes[0].sendHeaders(b.subs[0], b.idBlock()) == nil
+	}
+	if b.routes[0].sendHeaders(b.subs[0], nil) != nil {
+		return false
+	}
 	for i, s := range b.subs {
 		if s.resume == (resume{}) {
 			continue
@@ -275,11 +306,25 @@ func (b *bundle) catchUp(ctx context.Context) bool {
 			return false
 		}
 	}
-	if b.id == nil {
-		return true
+	return b.out.send(b.idBlock()) == nil
+}
+
+// caughtUp reports whether no topic needs History events or a gap event.
+func (b *bundle) caughtUp() bool {
+	for _, s := range b.subs {
+		if s.resume != (resume{}) {
+			return false
+		}
 	}
-	line := b.id.appendTo(append(b.lines[:0], "id: "...))
-	return b.out.send(append(line, "\n\n"...)) == nil
+	return true
+}
+
+// idBlock returns the block that sets the response's ID, or nil without Replay.
+func (b *bundle) idBlock() []byte {
+	if b.id == nil {
+		return nil
+	}
+	return append(b.id.appendTo([]byte("id: ")), "\n\n"...)
 }
 
 // stream sends the topics' events as they are published, until the client is gone, a topic
@@ -288,7 +333,7 @@ func (b *bundle) stream(gone <-chan struct{}) {
 	done := make([]bool, len(b.subs))
 	open := len(b.subs)
 	for {
-		b.cases = b.cases[:0]
+		b.waits = b.waits[:0]
 		sent := false
 		for i, s := range b.subs {
 			if done[i] {
@@ -310,7 +355,7 @@ func (b *bundle) stream(gone <-chan struct{}) {
 				sent = true
 			default:
 				s.busy.Store(false)
-				b.cases = append(b.cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(published)})
+				b.waits = append(b.waits, published)
 			}
 		}
 		switch {
@@ -321,12 +366,28 @@ func (b *bundle) stream(gone <-chan struct{}) {
 		case b.out.due() && !b.keepAlive():
 			return
 		}
-		b.cases = append(b.cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(gone)})
-		if chosen, _, _ := reflect.Select(b.cases); chosen == len(b.cases)-1 {
+		if len(b.waits) == 1 && !wait(b.waits[0], gone) || len(b.waits) > 1 && !b.waitAny(gone) {
 			return
 		}
 		runtime.Gosched() // see broadcaster.ServeHTTP
 	}
+}
+
+// waitAny waits until one of the topics in b.waits publishes, or gone is closed, and
+// reports whether a topic published. Like wait, it is a function of its own so that the
+// select's frames are on the stack only while waiting.
+//
+//go:noinline
+func (b *bundle) waitAny(gone <-chan struct{}) bool {
+	cases := b.cases[:0]
+	for _, c := range b.waits {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+	}
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(gone)})
+	chosen, _, _ := reflect.Select(cases)
+	clear(cases) // they hold the channels
+	b.cases = cases[:0]
+	return chosen != len(cases)-1
 }
 
 func (b *bundle) keepAlive() bool {

@@ -106,27 +106,32 @@ func (bs *benchServe) publish(i int, data string) error {
 func BenchmarkServeIdle(b *testing.B) {
 	for _, tc := range benchServeCases {
 		b.Run(tc.name, func(b *testing.B) {
-			var perSub float64
+			var perSub, stackPerSub float64
 			for b.Loop() {
 				bs := newBenchServe(b, tc.topics)
-				before := inUse()
+				before, stackBefore := inUse()
+				g := runtime.NumGoroutine()
 				bs.subscribe(b, benchSubscribers)
-				perSub = float64(inUse()-before) / benchSubscribers
+				after, stackAfter := inUse()
+				b.Logf("goroutines per subscriber: %.2f", float64(runtime.NumGoroutine()-g)/benchSubscribers)
+				perSub = float64(after-before) / benchSubscribers
+				stackPerSub = float64(stackAfter-stackBefore) / benchSubscribers
 				bs.close()
 				bs.conns = nil
 			}
 			b.ReportMetric(perSub, "B/subscriber")
+			b.ReportMetric(stackPerSub, "stack-B/subscriber")
 		})
 	}
 }
 
-// inUse returns the heap and stack memory in use after a collection.
-func inUse() int64 {
+// inUse returns the heap and stack memory in use after a collection, and the stacks alone.
+func inUse() (int64, int64) {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse + m.StackInuse)
+	return int64(m.HeapInuse + m.StackInuse), int64(m.StackInuse)
 }
 
 // BenchmarkServeFanout publishes b.N events of 16 bytes to 1,000 subscribers (spread over the

@@ -401,7 +401,7 @@ func TestServeForeignID(t *testing.T) {
 		"~" + key + "=%zz",
 		"~" + key + "=" + single + "," + key + "=" + single, // a key twice
 		"~AAAAAA=" + single, // of the form, but naming none of the topics
-		"~" + key + "=", // listed, position not held
+		"~" + key + "=",     // listed, position not held
 	} {
 		resp, r, _ := connectTopics(t, srv, id, "a", "b")
 		got, _ := readEvents(t, r, 1)
