@@ -80,11 +80,6 @@ func (o *output) send(p []byte) error {
 	return o.sent(o.write(p))
 }
 
-// sendParts is send for the parts written one after the other, flushed once.
-func (o *output) sendParts(parts [][]byte) error {
-	return o.sent(o.writeParts(parts))
-}
-
 // sent ends a send that returned err, telling a write that timed out.
 func (o *output) sent(err error) error {
 	if o.watch {
@@ -111,27 +106,6 @@ func (o *output) write(p []byte) error {
 		p = p[n:]
 		if len(p) == 0 {
 			break
-		}
-	}
-	return o.flush()
-}
-
-// writeParts writes the parts, giving a fresh deadline whenever maxWrite bytes have gone
-// under the last one, then flushes.
-func (o *output) writeParts(parts [][]byte) error {
-	o.startWrite()
-	budget := maxWrite
-	for _, p := range parts {
-		for len(p) > 0 {
-			if budget == 0 {
-				o.startWrite()
-				budget = maxWrite
-			}
-			n := min(len(p), budget)
-			if _, err := o.w.Write(p[:n]); err != nil {
-				return err
-			}
-			p, budget = p[n:], budget-n
 		}
 	}
 	return o.flush()

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
-	"unsafe"
+	"sync"
 )
 
 // MaxServeTopics is how many topics [Topics.Serve] serves on one connection at most.
@@ -124,9 +124,6 @@ type bundle struct {
 	out    *output
 	id     *topicsID            // the response's Last-Event-ID; nil without Replay
 	joins  []string             // the point each subscriber joined its topic's live events at
-	parts  [][]byte             // what send writes, reused
-	lines  []byte               // the ID lines that send writes, reused
-	cuts   []int                // see send
 	waits  []<-chan struct{}    // the channels of the topics' next publishes, see stream
 	cases  []reflect.SelectCase // wait's, reused
 }
@@ -405,49 +402,72 @@ func (b *bundle) keepAlive() bool {
 // each event's own: the ID field is added at the end of the event, where, being the last,
 // it is the one the client keeps, and where a connection cut before the event's blank line
 // leaves the client with the ID of the event before. Blocks of comments alone go as they are.
+//
+// The events and their IDs are gathered in a buffer of the pool, written every maxWrite
+// bytes, so that a burst goes out in as few writes as a Route's subscriber makes; an event
+// larger than that goes out from the log as it is, without a copy.
 func (b *bundle) send(i int, p []byte) error {
 	if b.id == nil {
 		return b.out.send(p)
 	}
-	// cuts holds, for each event, where its bytes stop short of the blank line in p and
-	// where its ID line ends in lines (which may move as it grows, so it is sliced after).
-	lines, cuts := b.lines[:0], b.cuts[:0]
+	bp := sendBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 4*maxWrite {
+			*bp = buf
+			sendBuffers.Put(bp)
+		}
+	}()
 	for at := 0; at < len(p); {
 		end := bytes.Index(p[at:], []byte("\n\n"))
 		if end < 0 {
 			break // not a whole block: the log holds none
 		}
 		end += at + 2
-		if id, ok := eventID(p[at:end]); ok {
-			b.id.set(i, id)
-			lines = append(lines, "id: "...)
-			lines = b.id.appendTo(lines)
-			lines = append(lines, "\n\n"...)
-			cuts = append(cuts, end-1, len(lines))
-		}
+		block := p[at:end]
 		at = end
+		id, ok := eventID(block)
+		if !ok {
+			buf = append(buf, block...)
+			continue
+		}
+		b.id.set(i, id)
+		if len(block) > maxWrite {
+			if err := b.flush(&buf); err != nil {
+				return err
+			}
+			if err := b.out.send(block[:len(block)-1]); err != nil {
+				return err
+			}
+		} else {
+			buf = append(buf, block[:len(block)-1]...)
+		}
+		buf = append(b.id.appendTo(append(buf, "id: "...)), "\n\n"...)
+		if len(buf) >= maxWrite {
+			if err := b.flush(&buf); err != nil {
+				return err
+			}
+		}
 	}
-	parts := b.parts[:0]
-	from, lineFrom := 0, 0
-	for k := 0; k < len(cuts); k += 2 {
-		parts = append(parts, p[from:cuts[k]], lines[lineFrom:cuts[k+1]])
-		from, lineFrom = cuts[k]+1, cuts[k+1]
+	return b.flush(&buf)
+}
+
+// flush sends what buf holds and empties it.
+func (b *bundle) flush(buf *[]byte) error {
+	if len(*buf) == 0 {
+		return nil
 	}
-	parts = append(parts, p[from:])
-	err := b.out.sendParts(parts)
-	clear(parts) // they hold the log's array
-	b.parts, b.lines, b.cuts = reuse(parts), reuse(lines), reuse(cuts)
+	err := b.out.send(*buf)
+	*buf = (*buf)[:0]
 	return err
 }
 
-// reuse returns s emptied to be filled again, or nil when it has grown large: a burst must
-// not leave a large buffer with a subscriber for as long as it stays.
-func reuse[S ~[]E, E any](s S) S {
-	if cap(s)*int(unsafe.Sizeof(*new(E))) > 4<<10 {
-		return nil
-	}
-	return s[:0]
-}
+// sendBuffers are the buffers that send gathers events in, shared by all subscribers: one
+// is in use only while a subscriber writes.
+var sendBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 16<<10)
+	return &b
+}}
 
 // detach detaches the first n subscribers.
 func (b *bundle) detach(n int) {
