@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -71,4 +72,49 @@ func TestProcesses(t *testing.T) {
 		evs := append(before[k], s.waitFor(t, len(want)-len(before[k]), 30*time.Second)...)
 		checkSame(t, fmt.Sprintf("subscriber %d of the killed process, resumed on process %d", k, k%2), evs, want)
 	}
+}
+
+// TestGapProcesses runs the gap check of TestFreshProcessResume across processes, as a
+// client sees them: a process that has read the whole stream, one started after the stream
+// was trimmed, which has not read it yet, and one started again after being killed. Each
+// answers a Last-Event-ID that the stream trimmed away with the gap event carrying the ID
+// of the stream's newest entry, and one the stream holds with the events after it.
+func TestGapProcesses(t *testing.T) {
+	r := startRedis(t)
+	const stream = "gap-processes"
+	first := startChild(t, r, stream)
+	if err := first.publish("e", 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	admin := r.client(t)
+	if err := admin.XTrimMaxLen(context.Background(), stream, 20).Err(); err != nil {
+		t.Fatal(err)
+	}
+	held := streamEvents(t, admin, stream)
+	oldest, _ := parseEntryID(held[0].id)
+	gone := entryID{oldest.ms, oldest.seq - 1}.String()
+	if oldest.seq == 0 {
+		gone = entryID{oldest.ms - 1, 0}.String()
+	}
+	check := func(who string, p *child) {
+		t.Helper()
+		newest := held[len(held)-1]
+		s := subscribe(t, p.url+"/events", gone)
+		checkSame(t, who+", trimmed ID", s.waitFor(t, 1, 10*time.Second), []got{{id: newest.id, name: "gap", data: gone}})
+		s.close()
+		s = subscribe(t, p.url+"/events", held[2].id)
+		checkSame(t, who+", held ID", s.waitFor(t, len(held)-3, 10*time.Second), held[3:])
+		s.close()
+	}
+	check("the process that published", first)
+	fresh := startChild(t, r, stream)
+	check("a process started after the trimming", fresh)
+	fresh.kill()
+	check("a process started again", startChild(t, r, stream))
+	// And the same once the stream has moved on.
+	if err := first.publish("f", 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	held = streamEvents(t, admin, stream)
+	check("a process started after more events", startChild(t, r, stream))
 }

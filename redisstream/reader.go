@@ -62,8 +62,14 @@ type reader struct {
 	gen     uint64 // counts the changes of feeds
 	readGen uint64 // the gen of the feeds that the current XREAD reads
 
-	stop chan struct{}
-	done chan struct{}
+	// kick wakes the control goroutine (see control) after a change of feeds. One pending
+	// wake-up stands for any number of changes: capacity 1, sent to without blocking.
+	kick   chan struct{}
+	cancel context.CancelFunc // ends the control goroutine's requests
+
+	stop    chan struct{}
+	done    chan struct{} // closed when the reading loop has ended
+	ctlDone chan struct{} // closed when the control goroutine has ended
 }
 
 // feed is what one Route takes from the reading loop: the entries of its stream after
@@ -88,14 +94,17 @@ func addFeed(client redis.UniversalClient, f *feed) *reader {
 	if rd == nil {
 		rd = newReader(client)
 		readers[client] = rd
+		ctx, cancel := context.WithCancel(context.Background())
+		rd.cancel = cancel
 		go rd.run()
+		go rd.control(ctx)
 	}
 	rd.mu.Lock()
 	rd.feeds = append(rd.feeds, f)
 	rd.gen++
 	rd.mu.Unlock()
 	readersMu.Unlock()
-	rd.wake()
+	rd.poke()
 	return rd
 }
 
@@ -118,10 +127,12 @@ func (rd *reader) removeFeed(f *feed) {
 	}
 	readersMu.Unlock()
 	if !last {
-		rd.wake()
+		rd.poke()
 		return
 	}
 	close(rd.stop)
+	rd.cancel()
+	<-rd.ctlDone
 	if rd.own {
 		// Unblocked, the XREAD returns and the loop ends. The loop may be between two reads,
 		// or Redis unreachable: then closing the connection ends the XREAD at once.
@@ -138,7 +149,14 @@ func (rd *reader) removeFeed(f *feed) {
 }
 
 func newReader(client redis.UniversalClient) *reader {
-	rd := &reader{client: client, conn: client, stop: make(chan struct{}), done: make(chan struct{})}
+	rd := &reader{
+		client:  client,
+		conn:    client,
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		ctlDone: make(chan struct{}),
+	}
 	c, ok := client.(*redis.Client)
 	if !ok {
 		return rd
@@ -150,6 +168,11 @@ func newReader(client redis.UniversalClient) *reader {
 	opt.MinIdleConns = 0
 	opt.MaxIdleConns = 1
 	opt.MaxActiveConns = 1
+	opt.PipelinePoolSize = -1 // pipelines over that connection too, not a pool of their own
+	// NewClient sets the processor of push notifications in its options; the loop's client
+	// makes its own, rather than register its handlers again in the user's (which go-redis
+	// refuses, and logs).
+	opt.PushNotificationProcessor = nil
 	if opt.ClientName == "" {
 		opt.ClientName = readerName
 	}
@@ -171,9 +194,54 @@ func newReader(client redis.UniversalClient) *reader {
 	return rd
 }
 
+// poke tells the control goroutine that the feeds changed.
+func (rd *reader) poke() {
+	select {
+	case rd.kick <- struct{}{}:
+	default: // a wake-up is pending already, and will see this change
+	}
+}
+
+// control is the goroutine that answers the changes of feeds, one batch at a time, so that
+// any number of them at once (a hundred subscribers arriving on a hundred new topics) costs
+// one request at a time rather than a connection each. With a reading connection of its
+// own, it makes the reading loop take the new list (see wake), and the loop looks up where
+// the new feeds start over that connection, all in one round trip, before its next XREAD.
+// Otherwise (a ClusterClient or a Ring, whose reads cannot be interrupted) it looks them
+// up itself, in one round trip through the client.
+func (rd *reader) control(ctx context.Context) {
+	defer close(rd.ctlDone)
+	for {
+		select {
+		case <-rd.stop:
+			return
+		case <-rd.kick:
+		}
+		if rd.own {
+			rd.wake()
+			continue
+		}
+		rd.mu.Lock()
+		var unstarted []*feed
+		for _, f := range rd.feeds {
+			if !f.isStarted() {
+				unstarted = append(unstarted, f)
+			}
+		}
+		rd.mu.Unlock()
+		if len(unstarted) > 0 {
+			// On failure the reading loop looks them up itself, and retries.
+			lctx, cancel := context.WithTimeout(ctx, DefaultPublishTimeout)
+			_ = startFeeds(lctx, rd.client, unstarted)
+			cancel()
+		}
+	}
+}
+
 // wake makes the loop read the feeds as they are now: when its XREAD is blocked with an
 // older list, it interrupts it with CLIENT UNBLOCK. Without a connection of its own the
-// loop takes the new list at its next read, within blockFor.
+// loop takes the new list at its next read, within blockFor. Only the control goroutine
+// calls it.
 func (rd *reader) wake() {
 	if !rd.own {
 		return
@@ -187,7 +255,7 @@ func (rd *reader) wake() {
 		rd.mu.Lock()
 		caught := rd.readGen >= gen
 		rd.mu.Unlock()
-		if caught || rd.unblock() {
+		if caught || rd.stopped() || rd.unblock() {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -261,7 +329,7 @@ func (rd *reader) run() {
 func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs) (int, error) {
 	// One position per stream: the earliest of its feeds (a process may serve one stream
 	// with several Routes, each started at its own position).
-	pos := map[string]entryID{}
+	var read, unstarted []*feed
 	for _, f := range feeds {
 		if at, ok := rd.wrongType[f.stream]; ok {
 			if time.Since(at) < retryMax {
@@ -269,9 +337,20 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 			}
 			delete(rd.wrongType, f.stream)
 		}
-		if err := f.resolveStart(ctx, rd.conn); err != nil {
+		read = append(read, f)
+		if !f.isStarted() {
+			unstarted = append(unstarted, f)
+		}
+	}
+	if len(unstarted) > 0 {
+		// New feeds (or, without a connection of our own, feeds that the control goroutine
+		// has not started yet): look them up here, over the reading connection.
+		if err := startFeeds(ctx, rd.conn, unstarted); err != nil {
 			return 0, err
 		}
+	}
+	pos := map[string]entryID{}
+	for _, f := range read {
 		last := f.position()
 		if p, ok := pos[f.stream]; !ok || last.less(p) {
 			pos[f.stream] = last
@@ -309,9 +388,10 @@ func (rd *reader) read(ctx context.Context, feeds []*feed, args *redis.XReadArgs
 
 // batchPause returns how long to wait, after a read that returned several entries, for
 // more to gather: the more subscribers, the more a write per entry costs them, and the more
-// it is worth writing several entries at once. cmd/bench, at 100 subscribers per process,
-// measured 6,800 events/s with a pause of 1 ms and 14,000 to 15,000 with 5 ms; a pause of
-// 5 ms with a single subscriber raised the median latency at 1,000 events/s from 0.2 to 3 ms.
+// it is worth writing several entries at once. An earlier cmd/bench, at 100 subscribers
+// per process, measured 6,800 events/s with a pause of 1 ms and 14,000 to 15,000 with 5 ms;
+// a pause of 5 ms with a single subscriber raised the median latency at 1,000 events/s from
+// 0.2 to 3 ms.
 func batchPause(feeds []*feed) time.Duration {
 	subscribers := 0
 	for _, f := range feeds {
@@ -356,43 +436,78 @@ func (rd *reader) findWrongType(ctx context.Context, feeds []*feed, err error) b
 	return found
 }
 
-// resolveStart sets the feed's start to the stream's last entry, unless it has one.
-func (f *feed) resolveStart(ctx context.Context, c redis.UniversalClient) error {
-	f.mu.Lock()
-	started := f.started
-	f.mu.Unlock()
-	if started {
-		return nil
+// startFeeds starts each feed that has not started at the end of its stream as it is
+// now: it asks Redis for the last two entries of every stream in one round trip (a
+// pipeline), and hands them to begin. It returns the first error, leaving unstarted the
+// feeds whose stream it could not look up.
+func startFeeds(ctx context.Context, c redis.UniversalClient, feeds []*feed) error {
+	pipe := c.Pipeline()
+	cmds := map[string]*redis.XMessageSliceCmd{}
+	for _, f := range feeds {
+		if _, ok := cmds[f.stream]; !ok {
+			cmds[f.stream] = pipe.XRevRangeN(ctx, f.stream, "+", "-", 2)
+		}
 	}
-	last, err := lastEntry(ctx, c, f.stream)
-	if err != nil {
-		return err
+	_, _ = pipe.Exec(ctx) // each command holds its own error
+	var first error
+	for _, f := range feeds {
+		msgs, err := cmds[f.stream].Result()
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		f.begin(msgs)
 	}
-	f.mu.Lock()
-	if !f.started {
-		f.started = true
-		f.start = last
-		f.last = last
-		f.signal()
-	}
-	f.mu.Unlock()
-	return nil
+	return first
 }
 
-// lastEntry returns the ID of the last entry of the stream, 0-0 when it has none.
-func lastEntry(ctx context.Context, c redis.UniversalClient, stream string) (entryID, error) {
-	msgs, err := c.XRevRangeN(ctx, stream, "+", "-", 1).Result()
-	if err != nil {
-		return entryID{}, err
+// isStarted reports whether the feed knows where it starts.
+func (f *feed) isStarted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.started
+}
+
+// begin starts the feed after newest, the last entries of its stream (the last one first),
+// unless it has started.
+//
+// The feed's Route then holds the newest entry, published to it before any subscriber is
+// attached (ServeHTTP waits for the feed to start), and starts after the one before it.
+// So the Route's last event is the stream's, as it would be in a process that had read the
+// stream all along: a returning subscriber whose Last-Event-ID the stream no longer holds
+// gets a gap event with that entry's ID (the last event before its live events, where it
+// must resume), not an empty one. The events before the newest are the History's.
+func (f *feed) begin(newest []redis.XMessage) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		return
 	}
-	if len(msgs) == 0 {
-		return entryID{}, nil
+	var start, last entryID
+	if len(newest) > 0 {
+		if id, ok := parseEntryID(newest[0].ID); ok {
+			start, last = id, id
+		}
+		var before entryID
+		if len(newest) > 1 {
+			before, _ = parseEntryID(newest[1].ID)
+		}
+		// Not when subscribers are attached (they came while Redis did not answer, and
+		// their live events begin after the newest entry), nor an entry that is not an
+		// event of this package. Published under mu, which PublishEvent on the Route
+		// (made not to wait for subscribers) never takes.
+		m := newest[0]
+		if last != (entryID{}) && isEvent(m.Values) && httpsse.StatsOf(f.local).Subscribers == 0 {
+			err := f.local.PublishEvent(func(w httpsse.EventWriter) error { return writeEntry(w, m.ID, m.Values) })
+			if err == nil {
+				start = before
+			}
+		}
 	}
-	id, ok := parseEntryID(msgs[0].ID)
-	if !ok {
-		return entryID{}, errors.New("httpsse: redis returned a malformed stream entry ID " + msgs[0].ID)
-	}
-	return id, nil
+	f.started, f.start, f.last = true, start, last
+	f.signal()
 }
 
 // position returns the last entry published to local.

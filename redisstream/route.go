@@ -124,7 +124,11 @@ func newConfig(opts []Option) config {
 // (see [Replay]) or else from the Redis stream, then the live events, none missing and none
 // repeated, whichever process it was connected to before. One whose Last-Event-ID the stream
 // no longer holds (trimmed away, or lost in a restart of Redis without persistence) gets
-// the gap event of [httpsse.Replay].
+// the gap event of [httpsse.Replay], whose ID is that of the last entry before its live
+// events, even in a process that had read nothing of the stream yet. The first subscriber
+// of a stream in a process waits, before its response begins, for the reading to learn
+// where the stream ends (one round trip to Redis, shared by the streams that start at
+// the same time).
 //
 // Close stops this process's reading of the stream and ends its subscribers cleanly;
 // ServeHTTP answers 204 No Content afterwards and PublishEvent returns [httpsse.ErrClosed].
@@ -156,6 +160,9 @@ type Route struct {
 func NewRoute(client redis.UniversalClient, stream string, opts ...Option) *Route {
 	r := newRoute(client, stream, newConfig(opts))
 	r.startFeed()
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.publishTimeout)
+	_, _ = r.feed.waitPast(ctx, "")
+	cancel()
 	return r
 }
 
@@ -185,22 +192,18 @@ func (r *Route) isClosed() bool {
 }
 
 // startFeed starts the reading of the stream for this Route, unless it is started or the
-// Route is closed. It reports whether the Route is open.
+// Route is closed. It reports whether the Route is open. It does not wait: the reader
+// looks up where the stream ends, with those of the other feeds added meanwhile, and the
+// callers wait for that with waitPast.
 func (r *Route) startFeed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.isClosed() {
 		return false
 	}
-	if r.rd != nil {
-		return true
+	if r.rd == nil {
+		r.rd = addFeed(r.client, r.feed)
 	}
-	// Start at the stream's end as it is now, so that an event appended after NewRoute
-	// returns reaches its subscribers. If Redis cannot tell, the reading loop asks again.
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.publishTimeout)
-	_ = r.feed.resolveStart(ctx, r.client)
-	cancel()
-	r.rd = addFeed(r.client, r.feed)
 	return true
 }
 
@@ -257,6 +260,14 @@ func (r *Route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.local.ServeHTTP(w, req) // closed: 204
 		return
 	}
+	// Attach the subscriber once the feed knows where it starts (at once but for the
+	// first subscriber of a stream), so that its live events begin after an entry the
+	// stream holds: an event appended after its response's headers reaches it, and a gap
+	// event names that entry. If Redis does not answer, it is attached after
+	// PublishTimeout, and its live events begin where the reading starts.
+	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.publishTimeout)
+	_, _ = r.feed.waitPast(ctx, "")
+	cancel()
 	if id := req.Header.Get("Last-Event-ID"); id != "" {
 		// A client coming from a process that had read further than this one names an
 		// entry this one has not published yet; attached now, it would receive again the
@@ -286,7 +297,7 @@ func (r *Route) Close() error {
 
 // Stats returns what this process's Route has done so far, as [httpsse.StatsOf] does for
 // any Route: Published counts the events it received from the Redis stream and sent to its
-// subscribers.
+// subscribers, from the last entry the stream held when this process began to read it.
 func (r *Route) Stats() httpsse.Stats {
 	return httpsse.StatsOf(r.local)
 }

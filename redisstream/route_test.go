@@ -531,3 +531,120 @@ func TestClientAhead(t *testing.T) {
 		s.close()
 	}
 }
+
+// trimmedStream publishes n events to the stream through a Route of a client of its own,
+// trimmed to about maxLen entries (the server must have small nodes), and returns the events
+// the stream still holds and an ID that it held once but has trimmed away.
+func trimmedStream(t *testing.T, r *redisServer, stream string, n int, maxLen int64) (held []got, gone string) {
+	t.Helper()
+	writer := NewRoute(r.client(t), stream, MaxLen(maxLen))
+	defer writer.Close()
+	if err := publishN(writer, "", "e", n); err != nil {
+		t.Fatal(err)
+	}
+	held = streamEvents(t, r.client(t), stream)
+	if len(held) >= n {
+		t.Fatalf("the stream holds %d of %d events, want it trimmed", len(held), n)
+	}
+	oldest, _ := parseEntryID(held[0].id)
+	if oldest.seq > 0 {
+		gone = entryID{oldest.ms, oldest.seq - 1}.String()
+	} else {
+		gone = entryID{oldest.ms - 1, 0}.String()
+	}
+	return held, gone
+}
+
+// TestFreshProcessResume checks a returning subscriber on a Route that has read nothing of
+// its stream yet, as in a process just started or restarted, or a topic that this process
+// has only published to, each on a client of its own as another process would have. A
+// Last-Event-ID that the stream trimmed away gets the gap event with the ID of the stream's
+// newest entry (the last event before the subscriber's live events), so that a client that
+// reconnects right after it resumes exactly there; one that the stream holds gets the events
+// after it from Redis; one that names the newest entry gets nothing again. Then every
+// subscriber gets the next live event, once.
+func TestFreshProcessResume(t *testing.T) {
+	r := startRedis(t, "--stream-node-max-entries", "8")
+
+	// The Routes of the states a process can be in, each made on a fresh client.
+	states := []struct {
+		name  string
+		route func(t *testing.T, stream string) httpsse.Route
+	}{
+		{"fresh process", func(t *testing.T, stream string) httpsse.Route {
+			route := NewRoute(r.client(t), stream, Replay(4))
+			t.Cleanup(func() { route.Close() })
+			return route
+		}},
+		{"restarted process", func(t *testing.T, stream string) httpsse.Route {
+			before := NewRoute(r.client(t), stream, Replay(4))
+			s := subscribe(t, serve(t, before), "")
+			before.Close()
+			<-s.done
+			route := NewRoute(r.client(t), stream, Replay(4))
+			t.Cleanup(func() { route.Close() })
+			return route
+		}},
+		{"topic not read yet", func(t *testing.T, stream string) httpsse.Route {
+			// The topic's Route exists (it was published to, here with a comment, which
+			// goes nowhere), but has had no subscriber in this process.
+			topics := NewTopics(r.client(t), "", Replay(4))
+			t.Cleanup(func() { topics.Close() })
+			route := topics.Route(stream)
+			if err := route.PublishEvent(func(w httpsse.EventWriter) error { return w.WriteComment("x") }); err != nil {
+				t.Fatal(err)
+			}
+			return route
+		}},
+	}
+	requests := []struct {
+		name   string
+		lastID func(held []got, gone string) string
+		want   func(held []got, gone, lastID string) []got // before the next live event
+	}{
+		{"trimmed",
+			func(held []got, gone string) string { return gone },
+			func(held []got, gone, lastID string) []got {
+				return []got{{id: held[len(held)-1].id, name: "gap", data: lastID}}
+			}},
+		{"not an entry ID",
+			func([]got, string) string { return "c2k4m0q8zt-17" },
+			func(held []got, gone, lastID string) []got {
+				return []got{{id: held[len(held)-1].id, name: "gap", data: lastID}}
+			}},
+		{"held in Redis",
+			func(held []got, gone string) string { return held[3].id },
+			func(held []got, gone, lastID string) []got { return held[4:] }},
+		{"the newest",
+			func(held []got, gone string) string { return held[len(held)-1].id },
+			func([]got, string, string) []got { return nil }},
+	}
+	n := 0
+	for _, st := range states {
+		for _, req := range requests {
+			n++
+			stream := fmt.Sprint("fresh-", n)
+			t.Run(st.name+"/"+req.name, func(t *testing.T) {
+				held, gone := trimmedStream(t, r, stream, 200, 20)
+				lastID := req.lastID(held, gone)
+				before := req.want(held, gone, lastID)
+				route := st.route(t, stream)
+				s := subscribe(t, serve(t, route), lastID)
+				if len(before) > 0 {
+					checkSame(t, "returning subscriber", s.waitFor(t, len(before), 10*time.Second), before)
+				}
+				// Another process publishes the next event.
+				other := NewRoute(r.client(t), stream)
+				defer other.Close()
+				if err := publishN(other, "", "live", 1); err != nil {
+					t.Fatal(err)
+				}
+				all := streamEvents(t, r.client(t), stream)
+				want := append(before, all[len(all)-1])
+				checkSame(t, "returning subscriber", s.waitFor(t, len(want), 10*time.Second), want)
+				time.Sleep(50 * time.Millisecond)
+				checkSame(t, "returning subscriber, a moment later", s.received(), want)
+			})
+		}
+	}
+}

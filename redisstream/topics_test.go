@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,9 +9,11 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	httpsse "github.com/reiver/go-httpsse"
 )
 
@@ -165,5 +168,99 @@ func TestCloseFreesEverything(t *testing.T) {
 	// subscribers: three more rounds must not leave that behind.
 	if after := heap(); after > base+512<<10 {
 		t.Errorf("heap: %d bytes after the first round, %d after three more", base, after)
+	}
+}
+
+// namedConns returns how many connections Redis has from clients named name.
+func (s *redisServer) namedConns(t testing.TB, name string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.addr})
+	defer c.Close()
+	list, err := c.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	n := 0
+	for line := range strings.Lines(list) {
+		if strings.Contains(line, " name="+name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestTopicsBurstConnections checks that new topics share the process's Redis connections:
+// a hundred subscribers arriving at once on a hundred new topics cost no more connections
+// than one subscriber on one new topic. Each subscriber gets the event that another process
+// publishes to its topic right after the subscriber's response headers arrived, once, and
+// nothing from before.
+func TestTopicsBurstConnections(t *testing.T) {
+	r := startRedis(t)
+	// The process under test, whose connections are named; the publishing process's are not.
+	client := redis.NewClient(&redis.Options{Addr: r.addr, ClientName: "burst"})
+	t.Cleanup(func() { client.Close() })
+	topics := NewTopics(client, "burst:")
+	defer topics.Close()
+	url := serve(t, topicsHandler(topics))
+	publisher := NewTopics(r.client(t), "burst:")
+	defer publisher.Close()
+
+	// Each topic holds an event from before its subscriber came.
+	for i := range 102 {
+		if err := publishN(publisher.Route(fmt.Sprint("t", i)), "", "before", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribeAndPublish := func(topic string) (*subscriber, error) {
+		s, err := trySubscribe(url+"/"+topic, "")
+		if err != nil {
+			return nil, err
+		}
+		return s, publishN(publisher.Route(topic), "", "after-"+topic, 1)
+	}
+	check := func(s *subscriber, topic string) {
+		t.Helper()
+		all := streamEvents(t, r.client(t), "burst:"+topic)
+		checkSame(t, "subscriber of "+topic, s.waitFor(t, 1, 10*time.Second), all[len(all)-1:])
+	}
+
+	// The process reads one topic; then one new topic comes.
+	for _, topic := range []string{"t100", "t101"} {
+		s, err := subscribeAndPublish(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.close()
+		check(s, topic)
+	}
+	one := r.namedConns(t, "burst")
+
+	subs := make([]*subscriber, 100)
+	errs := make([]error, 100)
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() { subs[i], errs[i] = subscribeAndPublish(fmt.Sprint("t", i)) })
+	}
+	wg.Wait()
+	for i, s := range subs {
+		if s != nil {
+			defer s.close()
+		}
+		if errs[i] != nil {
+			t.Fatalf("subscriber %d: %v", i, errs[i])
+		}
+	}
+	for i, s := range subs {
+		check(s, fmt.Sprint("t", i))
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i, s := range subs {
+		topic := fmt.Sprint("t", i)
+		all := streamEvents(t, r.client(t), "burst:"+topic)
+		checkSame(t, "subscriber of "+topic+", a moment later", s.received(), all[len(all)-1:])
+	}
+	if burst := r.namedConns(t, "burst"); burst > one {
+		l, _ := r.client(t).ClientList(context.Background()).Result()
+		t.Errorf("connections of the process: %d after a burst of 100 new topics, %d with one topic\n%s", burst, one, l)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,7 +181,7 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 		}
 	}
 	parts := strings.SplitN(spec, ",", 3)
-	mode, index, stream := parts[0], parts[1], parts[2]
+	mode, stream := parts[0], parts[2]
 	client := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 32})
 	ctx := context.Background()
 	t := &tally{}
@@ -190,11 +189,11 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 
 	var publish func(data string) error
 	switch mode {
-	case "redisstream", "local":
+	case "redisstream", "single":
 		var route httpsse.Route
-		if mode == "local" {
-			// The fan-out alone: the Route redisstream serves with, without Redis.
-			route = httpsse.NewRoute(httpsse.Replay(redisstream.DefaultReplay), httpsse.WaitForSubscriber(false))
+		if mode == "single" {
+			// One process, no Redis: a plain Route with Replay.
+			route = httpsse.NewRoute(httpsse.Replay(redisstream.DefaultReplay))
 		} else {
 			route = redisstream.NewRoute(client, stream)
 		}
@@ -212,62 +211,55 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 		go srv.Serve(l)
 		defer srv.Close()
 		t.subs = subs
-		for range subs - probes {
-			if err := countEvents(t, "http://"+l.Addr().String()); err != nil {
-				report(result{Err: err.Error()})
-				return
-			}
-		}
-		for range probes {
-			c, err := httpsse.Dial("http://"+l.Addr().String(), httpsse.Reconnect(false))
-			if err != nil {
-				report(result{Err: err.Error()})
-				return
-			}
-			defer c.Close()
-			go func() {
-				cn := &counter{t: t, count: t.newCount()}
-				for c.Next() {
-					var ev httpsse.Event
-					if c.Decode(&ev) == nil {
-						cn.event(ev.EventDataCollapsed(), time.Now().UnixNano())
-					}
+		// The probes are spread among the others, so that they time every position in the
+		// order in which the Route writes to its subscribers, not the last ones only.
+		url := "http://" + l.Addr().String()
+		for i := range subs {
+			if probes > 0 && i%(subs/probes) == 0 && i/(subs/probes) < probes {
+				c, err := httpsse.Dial(url, httpsse.Reconnect(false))
+				if err != nil {
+					report(result{Err: err.Error()})
+					return
 				}
-			}()
+				defer c.Close()
+				go func() {
+					cn := &counter{t: t, count: t.newCount()}
+					for c.Next() {
+						var ev httpsse.Event
+						if c.Decode(&ev) == nil {
+							cn.event(ev.EventDataCollapsed(), time.Now().UnixNano())
+						}
+					}
+				}()
+				continue
+			}
+			if err := countEvents(t, url); err != nil {
+				report(result{Err: err.Error()})
+				return
+			}
 		}
-	case "bare":
-		publish = func(data string) error {
-			return client.XAdd(ctx, &redis.XAddArgs{Stream: stream, MaxLen: redisstream.DefaultMaxLen, Approx: true, Values: []interface{}{"sse", data}}).Err()
-		}
+	case "roundtrip":
+		// The floor of the Redis hop: XADD on one connection, a blocking XREAD on another,
+		// one event at a time.
 		reader := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 1})
 		defer reader.Close()
-		last := "0-0"
-		if msgs, err := client.XRevRangeN(ctx, stream, "+", "-", 1).Result(); err == nil && len(msgs) > 0 {
-			last = msgs[0].ID
-		}
-		t.subs = 1
-		var stop atomic.Bool
-		defer stop.Store(true)
-		go func() {
-			cn := &counter{t: t, count: t.newCount()}
-			for !stop.Load() {
-				res, err := reader.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 512, Block: time.Second}).Result()
-				if err != nil {
-					continue
-				}
-				now := time.Now().UnixNano()
-				for _, m := range res[0].Messages {
-					last = m.ID
-					data, _ := m.Values["sse"].(string)
-					cn.event(data, now)
-				}
+		in := bufio.NewScanner(os.Stdin)
+		report(result{Kind: "ready"})
+		for in.Scan() {
+			f := strings.Fields(in.Text())
+			if len(f) < 2 || f[0] != "roundtrip" {
+				return
 			}
-		}()
+			n, _ := strconv.Atoi(f[1])
+			lat, err := roundTrips(ctx, client, reader, stream, n)
+			report(result{Kind: "phase", Count: n, Lat: lat, Err: errString(err)})
+		}
+		return
 	default:
 		report(result{Err: "unknown mode " + mode})
 		return
 	}
-	report(result{}) // ready
+	report(result{Kind: "ready"})
 
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -279,7 +271,7 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 		case "expect": // expect phase n
 			n, _ := strconv.Atoi(f[2])
 			finished := t.expect(f[1], n)
-			report(result{}) // expecting: the publishing may start
+			report(result{Kind: "expecting"}) // the publishing may start
 			// Waited for aside, so that this process can publish meanwhile (mode local).
 			go func() {
 				select {
@@ -288,39 +280,32 @@ func runChild(spec, redisAddr string, subs, probes int, timeout time.Duration) {
 					t.mu.Lock()
 					msg := fmt.Sprintf("timed out waiting for the events of %s: %d of %d subscribers have them all (%+v): %.500s", f[1], t.done, t.subs, stats(), t.behind(t.total))
 					t.mu.Unlock()
-					report(result{Err: msg})
+					report(result{Kind: "phase", Err: msg})
 					return
 				}
 				t.mu.Lock()
-				r := result{Count: n, FirstPub: t.first, LastRecv: t.last}
-				if len(t.lat) > 0 {
-					slices.Sort(t.lat)
-					r.P50 = float64(t.lat[len(t.lat)/2]) / 1e6
-					r.P99 = float64(t.lat[len(t.lat)*99/100]) / 1e6
-				}
+				r := result{Kind: "phase", Count: n, FirstPub: t.first, LastRecv: t.last, Lat: t.lat}
 				t.mu.Unlock()
 				report(r)
 			}()
 		case "burst", "paced": // burst publishers phase n, paced rate phase n
 			run := func() {
+				start := time.Now()
+				defer func() {
+					if os.Getenv("BENCH_DEBUG") != "" {
+						fmt.Fprintf(os.Stderr, "%s %s: published %s events in %v\n", mode, f[2], f[3], time.Since(start))
+					}
+				}()
 				var err error
 				if f[0] == "burst" {
 					err = burst(publish, f[1], f[2], f[3])
 				} else {
 					err = paced(publish, f[1], f[2], f[3])
 				}
-				if index == "0" {
-					report(result{Err: errString(err)})
-				} else if err != nil {
-					fmt.Fprintln(os.Stderr, err)
-				}
+				report(result{Kind: "published", Err: errString(err)})
 			}
-			// Only the first process reports; the others (in mode local) publish meanwhile.
-			if index == "0" {
-				run()
-			} else {
-				go run()
-			}
+			// Aside, so that the commands go on being read.
+			go run()
 		}
 	}
 }
@@ -371,4 +356,40 @@ func paced(publish func(string) error, perSecond, phase, count string) error {
 		}
 	}
 	return nil
+}
+
+// roundTrips times n round trips of one event through Redis: from just before the XADD to
+// the return of the XREAD that was waiting for it, in nanoseconds.
+func roundTrips(ctx context.Context, client, reader *redis.Client, stream string, n int) ([]int64, error) {
+	last := "$"
+	lat := make([]int64, 0, n)
+	for i := range n {
+		got := make(chan error, 1)
+		go func() {
+			res, err := reader.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 1, Block: 5 * time.Second}).Result()
+			if err == nil {
+				last = res[0].Messages[0].ID
+			}
+			got <- err
+		}()
+		// Let the XREAD block first: wait until Redis counts a blocked client.
+		for {
+			info, err := client.Info(ctx, "clients").Result()
+			if err != nil {
+				return nil, err
+			}
+			if !strings.Contains(info, "blocked_clients:0") {
+				break
+			}
+		}
+		start := time.Now()
+		if err := client.XAdd(ctx, &redis.XAddArgs{Stream: stream, MaxLen: redisstream.DefaultMaxLen, Approx: true, Values: []interface{}{"sse", fmt.Sprintf("data: %d", i)}}).Err(); err != nil {
+			return nil, err
+		}
+		if err := <-got; err != nil {
+			return nil, err
+		}
+		lat = append(lat, time.Since(start).Nanoseconds())
+	}
+	return lat, nil
 }
