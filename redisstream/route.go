@@ -81,7 +81,8 @@ func TopicIdle(d time.Duration) Option {
 // subscribers: [httpsse.WriteTimeout], [httpsse.MaxQueuedBytes], [httpsse.ReplayMaxBytes],
 // [httpsse.GapEvent], [httpsse.OnDrop]. The Route is always made with [httpsse.Replay] (see
 // [Replay]), WaitForSubscriber(false) and a [httpsse.History] that reads the Redis stream,
-// which options given here cannot change.
+// which options given here cannot change. Given to [NewTopics], they also configure the
+// Topics: [httpsse.MaxTopics] bounds the topics a process holds (see [Topics]).
 func RouteOptions(opts ...httpsse.RouteOption) Option {
 	return func(c *config) { c.routeOpts = append(c.routeOpts, opts...) }
 }
