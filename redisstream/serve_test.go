@@ -568,3 +568,63 @@ func TestServeUnreachable(t *testing.T) {
 		t.Errorf("Serve took %v to answer", d)
 	}
 }
+
+// TestHistoryFromBeginning checks the History's answer for its BeginID, "0-0": every entry
+// up to through, over several XRANGEs, when the stream has never lost one; nothing, but
+// found, for a stream that does not exist; a gap once any entry was trimmed or deleted.
+func TestHistoryFromBeginning(t *testing.T) {
+	r := startRedis(t)
+	client := r.client(t)
+	ctx := context.Background()
+	h := &history{client: client, stream: "begin", timeout: 5 * time.Second}
+	if id := h.BeginID(); id != "0-0" {
+		t.Fatalf("BeginID() = %q, want 0-0", id)
+	}
+	read := func(through string) ([]string, bool) {
+		t.Helper()
+		var ids []string
+		found, err := h.EventsAfter(ctx, "0-0", through, func(fn func(httpsse.EventWriter) error) error {
+			b, err := httpsse.AppendEvent(nil, fn)
+			ids = append(ids, string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("EventsAfter(0-0, %s): %v", through, err)
+		}
+		return ids, found
+	}
+	if evs, found := read("9-0"); !found || len(evs) != 0 {
+		t.Errorf("no stream: EventsAfter(0-0) = %d events, found %v; want none, found", len(evs), found)
+	}
+	for i := 1; i <= 300; i++ {
+		if err := client.XAdd(ctx, &redis.XAddArgs{Stream: h.stream, ID: fmt.Sprint("1-", i), Values: []interface{}{entryField, fmt.Sprint("data: ", i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, through := range []int{300, 256, 100, 1} {
+		evs, found := read(fmt.Sprint("1-", through))
+		ok := found && len(evs) == through
+		for i := 0; ok && i < through; i++ {
+			ok = evs[i] == fmt.Sprintf("data: %d\nid: 1-%d\n\n", i+1, i+1)
+		}
+		if !ok {
+			t.Errorf("EventsAfter(0-0, 1-%d) = %d events, found %v; want events 1 to %d", through, len(evs), found, through)
+		}
+	}
+	if err := client.XDel(ctx, h.stream, "1-300").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if evs, found := read("1-10"); found || len(evs) != 0 {
+		t.Errorf("an entry deleted: EventsAfter(0-0) = %d events, found %v; want a gap", len(evs), found)
+	}
+	h.stream = "begin-trimmed"
+	for i := 1; i <= 5; i++ {
+		client.XAdd(ctx, &redis.XAddArgs{Stream: h.stream, ID: fmt.Sprint("1-", i), Values: []interface{}{entryField, "data: x"}})
+	}
+	if err := client.XTrimMaxLen(ctx, h.stream, 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if evs, found := read("1-5"); found || len(evs) != 0 {
+		t.Errorf("trimmed: EventsAfter(0-0) = %d events, found %v; want a gap", len(evs), found)
+	}
+}
