@@ -278,8 +278,10 @@ rounds:
 		case round == 6 && !done:
 			// Cut by killing process A mid-stream.
 			a := live[0]
-			c.connect(ctx, a.url, 1<<30, 200+rnd.Int64N(4000), a.kill, nil)
-			<-a.exit
+			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			c.connect(cctx, a.url, 1<<30, 200+rnd.Int64N(4000), a.kill, nil)
+			cancel()
+			a.kill() // if the bytes to kill at never came
 			live = live[1:]
 			killed = true
 		case killed && !fresh:
