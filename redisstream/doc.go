@@ -8,7 +8,8 @@
 // comes back with Last-Event-ID, to any process, even after the one it was connected to has
 // died, receives what it missed, from that process's memory or else from Redis, then the live
 // events. Use [NewTopics] for many streams (per user, per room) that share one reading
-// connection.
+// connection, and [Topics.Serve] to serve several of them on one connection, resumable in
+// any process.
 //
 // Redis streams are read as a log, never through a consumer group: every process reads every
 // entry. Each process reads all the streams it serves with one blocking XREAD at a time on one

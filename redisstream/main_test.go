@@ -415,32 +415,45 @@ func publishN(route httpsse.Route, name, prefix string, n int) error {
 	return nil
 }
 
-// runChild is a server process of the multi-process tests. spec is "redis address,stream".
-// It serves the stream at /events, publishes on POST /publish?prefix=p&n=N (events "p-0"
-// to "p-<N-1>", one at a time, pausing for the duration pause in between), prints "listening <address>" on its standard output, and
-// exits when its standard input closes.
+// runChild is a server process of the multi-process tests. spec is "redis address,stream"
+// or "redis address,prefix,topics". With a stream, it serves the stream at /events, and
+// publishes on POST /publish?prefix=p&n=N (events "p-0" to "p-<N-1>", one at a time, pausing
+// for the duration pause in between). With topics, it serves a [Topics] of that prefix with
+// Serve at /serve?topic=a&topic=b... All keep 16 events in memory. It prints "listening
+// <address>" on its standard output, and exits when its standard input closes.
 func runChild(spec string) {
-	addr, stream, _ := strings.Cut(spec, ",")
+	addr, spec, _ := strings.Cut(spec, ",")
+	stream, mode, _ := strings.Cut(spec, ",")
 	client := redis.NewClient(&redis.Options{Addr: addr})
-	route := NewRoute(client, stream, Replay(16), MaxLen(1_000_000))
+	var closer interface{ Close() error }
 	mux := http.NewServeMux()
-	mux.Handle("/events", route)
-	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, req *http.Request) {
-		n, _ := strconv.Atoi(req.FormValue("n"))
-		pause, _ := time.ParseDuration(req.FormValue("pause"))
-		for i := range n {
-			data := req.FormValue("prefix") + "-" + strconv.Itoa(i)
-			err := route.PublishEvent(func(w httpsse.EventWriter) error {
-				w.WriteEvent("tick")
-				return w.WriteData(data)
-			})
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
+	if mode == "topics" {
+		topics := NewTopics(client, stream, Replay(16), MaxLen(1_000_000))
+		mux.HandleFunc("GET /serve", func(w http.ResponseWriter, req *http.Request) {
+			topics.Serve(w, req, req.URL.Query()["topic"]...)
+		})
+		closer = topics
+	} else {
+		route := NewRoute(client, stream, Replay(16), MaxLen(1_000_000))
+		mux.Handle("/events", route)
+		mux.HandleFunc("POST /publish", func(w http.ResponseWriter, req *http.Request) {
+			n, _ := strconv.Atoi(req.FormValue("n"))
+			pause, _ := time.ParseDuration(req.FormValue("pause"))
+			for i := range n {
+				data := req.FormValue("prefix") + "-" + strconv.Itoa(i)
+				err := route.PublishEvent(func(w httpsse.EventWriter) error {
+					w.WriteEvent("tick")
+					return w.WriteData(data)
+				})
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				time.Sleep(pause)
 			}
-			time.Sleep(pause)
-		}
-	})
+		})
+		closer = route
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -449,7 +462,7 @@ func runChild(spec string) {
 	fmt.Printf("listening %s\n", l.Addr())
 	go func() {
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-		route.Close()
+		closer.Close()
 		os.Exit(0)
 	}()
 	err = http.Serve(l, mux)
@@ -469,8 +482,20 @@ type child struct {
 // ended when the test ends.
 func startChild(t testing.TB, r *redisServer, stream string) *child {
 	t.Helper()
+	return startChildSpec(t, r.addr+","+stream)
+}
+
+// startTopicsChild starts this test binary as a server process of the topics whose streams
+// are prefix+name, served with Topics.Serve (see runChild), ended when the test ends.
+func startTopicsChild(t testing.TB, r *redisServer, prefix string) *child {
+	t.Helper()
+	return startChildSpec(t, r.addr+","+prefix+",topics")
+}
+
+func startChildSpec(t testing.TB, spec string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+r.addr+","+stream)
+	cmd.Env = append(os.Environ(), childEnv+"="+spec)
 	cmd.SysProcAttr = dieWithParent()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -81,7 +81,8 @@ func TopicIdle(d time.Duration) Option {
 // subscribers: [httpsse.WriteTimeout], [httpsse.MaxQueuedBytes], [httpsse.ReplayMaxBytes],
 // [httpsse.GapEvent], [httpsse.OnDrop]. The Route is always made with [httpsse.Replay] (see
 // [Replay]), WaitForSubscriber(false) and a [httpsse.History] that reads the Redis stream,
-// which options given here cannot change.
+// which options given here cannot change. Given to [NewTopics], they also configure the
+// Topics: [httpsse.MaxTopics] bounds the topics a process holds (see [Topics]).
 func RouteOptions(opts ...httpsse.RouteOption) Option {
 	return func(c *config) { c.routeOpts = append(c.routeOpts, opts...) }
 }
@@ -256,27 +257,56 @@ func (r *Route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.serving.Add(-1)
 		r.served.Add(1)
 	}()
+	// If Redis did not answer, the subscriber is attached all the same, and its live
+	// events begin where the reading starts; closed, r.local answers 204.
+	_ = r.ready(req.Context(), req.Header.Get("Last-Event-ID"))
+	r.local.ServeHTTP(w, req)
+}
+
+// Local is used by [httpsse.Topics.Serve]; a program has no need to call it. It readies the
+// Route for a subscriber resuming from lastEventID ("" when none), as ServeHTTP does before
+// it serves a request: it starts this process's reading of the stream and waits until the
+// reading knows where the stream ends, and, when lastEventID is an entry ID, until this
+// process has read that entry (up to 2 s). It then returns the [httpsse.Route] that serves
+// this process's subscribers of the stream, to which Serve attaches its subscriber. It
+// returns an error that wraps [httpsse.ErrClosed] after [Route.Close], and one that wraps
+// [ErrUnreachable] when Redis did not answer within [PublishTimeout] (Serve answers 503
+// Service Unavailable): the point where a subscriber joins a topic is part of the ID that
+// Serve gives it, and it is known only once the reading has started.
+func (r *Route) Local(ctx context.Context, lastEventID string) (httpsse.Route, error) {
+	if err := r.ready(ctx, lastEventID); err != nil {
+		return nil, err
+	}
+	return r.local, nil
+}
+
+// ready is what ServeHTTP and Local do before a subscriber is attached to r.local.
+func (r *Route) ready(ctx context.Context, lastEventID string) error {
 	if !r.startFeed() {
-		r.local.ServeHTTP(w, req) // closed: 204
-		return
+		return httpsse.ErrClosed
 	}
 	// Attach the subscriber once the feed knows where it starts (at once but for the
 	// first subscriber of a stream), so that its live events begin after an entry the
 	// stream holds: an event appended after its response's headers reaches it, and a gap
-	// event names that entry. If Redis does not answer, it is attached after
-	// PublishTimeout, and its live events begin where the reading starts.
-	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.publishTimeout)
-	_, _ = r.feed.waitPast(ctx, "")
+	// event names that entry.
+	wait, cancel := context.WithTimeout(ctx, r.cfg.publishTimeout)
+	_, err := r.feed.waitPast(wait, "")
 	cancel()
-	if id := req.Header.Get("Last-Event-ID"); id != "" {
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: starting to read stream %q: no answer within %v", ErrUnreachable, r.stream, r.cfg.publishTimeout)
+	}
+	if lastEventID != "" {
 		// A client coming from a process that had read further than this one names an
 		// entry this one has not published yet; attached now, it would receive again the
 		// entries up to it. Wait until this process has read it (briefly: it is in Redis).
-		ctx, cancel := context.WithTimeout(req.Context(), aheadWait)
-		_, _ = r.feed.waitPast(ctx, id)
+		wait, cancel := context.WithTimeout(ctx, aheadWait)
+		_, _ = r.feed.waitPast(wait, lastEventID)
 		cancel()
 	}
-	r.local.ServeHTTP(w, req)
+	return nil
 }
 
 // Close stops this process's reading of the stream and ends its subscribers; see [Route].
