@@ -545,3 +545,24 @@ func TestServeIDSize(t *testing.T) {
 	}
 	t.Logf("ID at %d topics: %d bytes", len(names), len(id))
 }
+
+func TestEventID(t *testing.T) {
+	for _, tc := range []struct {
+		block, id string
+		ok        bool
+	}{
+		{"data: x\nid: a-1\n\n", "a-1", true},
+		{"id: only\n\n", "only", true},
+		{"id: mine\ndata: x\n\n", "mine", true},
+		{"id: first\ndata: id: not\nid: second\ndata: y\n\n", "second", true},
+		{"id: \n\n", "", true},
+		{": comment\n\n", "", false},
+		{"data: x\n\n", "", false},
+		{"data: id: x\n\n", "", false},
+	} {
+		id, ok := eventID([]byte(tc.block))
+		if string(id) != tc.id || ok != tc.ok {
+			t.Errorf("eventID(%q) = %q, %v; want %q, %v", tc.block, id, ok, tc.id, tc.ok)
+		}
+	}
+}

@@ -166,6 +166,11 @@ func unhex(c byte) int {
 // it ("id: " at the start of a line), and whether it has one. A block of comments alone has
 // none.
 func eventID(block []byte) ([]byte, bool) {
+	// Most often the ID is the event's last line (Replay appends it): look there first.
+	last := block[:len(block)-2]
+	if i := bytes.LastIndexByte(last, '\n'); bytes.HasPrefix(last[i+1:], []byte("id: ")) {
+		return last[i+1+len("id: "):], true
+	}
 	i := bytes.LastIndex(block, []byte("\nid: "))
 	switch {
 	case i >= 0:
