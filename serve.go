@@ -273,7 +273,7 @@ func topicPositions(lastEventID string, names []string) []topicPosition {
 // catchUp sends the headers, each topic's History events or gap event, then the response's
 // ID. It returns false when the response must end.
 func (b *bundle) catchUp(ctx context.Context) bool {
-	if !b.caughtUp() {
+	if b.caughtUp() {
 		// Nothing but the ID after the headers: both from the header writer (see
 		// sendHeaders), so that this goroutine's stack stays small while it waits.
 		return b.routes[0].sendHeaders(b.subs[0], b.idBlock()) == nil
