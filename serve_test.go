@@ -200,7 +200,7 @@ func TestServeResumeAfterRandomCuts(t *testing.T) {
 	topics := NewTopics(Replay(1<<16), ReplayMaxBytes(64<<20))
 	srv := topicsServer(t, topics)
 	names := []string{"alpha", "beta", "gamma"}
-	const perTopic = 3000
+	const perTopic = 1000
 
 	// The first request is in before anything is published: its first block holds the
 	// beginning of each topic.
