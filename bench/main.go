@@ -56,7 +56,7 @@ func main() {
 		srvLatSecs   = flag.Float64("servers-latency-seconds", 10, "servers part: seconds of publishing per latency run")
 		srvH2        = flag.Bool("servers-h2", true, "servers part: also fan out over HTTP/2 (TLS)")
 		srvInstall   = flag.Bool("servers-install", true, "servers part: install what is missing (apt-get for nginx and nchan, go install for Centrifugo)")
-		nginxWorkers = flag.String("nginx-workers", "1", "servers part: nginx's worker_processes")
+		nginxWorkers = flag.String("nginx-workers", "auto", "servers part: nginx's worker_processes (auto: one per CPU, as Debian's nginx.conf has it)")
 	)
 	flag.Parse()
 	if *serveFlag {

@@ -9,8 +9,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,8 +49,34 @@ func clientTLS([]byte) *tls.Config {
 // serveHTTPSSE is the httpsse server of the servers part (-serve-httpsse): one shared Route at
 // GET /events, and POST /publish, whose body becomes the data of one event on it. With tlsAddr
 // it also serves TLS there, HTTP/2 and HTTP/1.1.
+//
+// With BENCH_SERVE_CPUPROFILE set, it writes a CPU profile of its whole life there, and with
+// BENCH_SERVE_TRACE an execution trace, both ended by the interrupt that stops it.
 func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	raiseOpenFiles()
+	if n, err := strconv.Atoi(os.Getenv("BENCH_SERVE_GOMAXPROCS")); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n) // for experiments: the default is the machine's CPUs
+	}
+	var stops []func()
+	if path := os.Getenv("BENCH_SERVE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("BENCH_SERVE_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
+		}
+	}
+	sig := make(chan os.Signal, 1) // signal.Notify does not block: one is enough
+	signal.Notify(sig, os.Interrupt)
+	go func() {
+		<-sig
+		for _, stop := range stops {
+			stop()
+		}
+		os.Exit(0)
+	}()
 	route := httpsse.NewRoute(httpsse.WaitForSubscriber(false))
 	mux := http.NewServeMux()
 	mux.Handle("GET /events", route)
@@ -368,7 +399,8 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 // serverLatency is one latency run.
 type serverLatency struct {
 	p50, p99, max      time.Duration
-	rate               float64 // events a second the publisher reached
+	rate               float64       // events a second the publisher reached
+	cpu                time.Duration // the server's processes, from the first publish to the end
 	received, expected int64
 	err                error
 }
@@ -397,6 +429,11 @@ func runServerLatency(p *serverProc, ss *subSet, base, evs, rate int) (res serve
 		return res
 	}
 	time.Sleep(100 * time.Millisecond)
+	st0, err := readProcStats(p.pid())
+	if err != nil {
+		res.err = err
+		return res
+	}
 	t0 = time.Now()
 	ss.onSeq.Store(&onSeq)
 	noop := func(int, int) {}
@@ -424,6 +461,9 @@ func runServerLatency(p *serverProc, ss *subSet, base, evs, rate int) (res serve
 		}
 	}
 	res.received = received.Load()
+	if st1, err := readProcStats(p.pid()); err == nil {
+		res.cpu = st1.cpu - st0.cpu
+	}
 	lat := make([]int32, 0, res.received)
 	for r := range n {
 		for i := range evs {
@@ -573,8 +613,9 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 					sr.fig(k.name, m+" p99").add(ms64(res.p99), res.err)
 					sr.fig(k.name, m+" max").add(ms64(res.max), res.err)
 					sr.fig(k.name, m+" rate").add(res.rate, res.err)
-					logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, err %v",
-						r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, res.err)
+					sr.fig(k.name, m+" cpu").add(usPer(res.cpu, res.received), res.err)
+					logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, %.1f µs CPU/delivery, err %v",
+						r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, usPer(res.cpu, res.received), res.err)
 				}
 			})
 			// Idle memory: a fresh server, its RSS with no subscriber, then with cfg.idle.
@@ -778,7 +819,7 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 	}
 
 	fmt.Fprintf(w, "### Latency\n\nOne publishing connection at a steady R events a second for %.0f s, %d subscribers over HTTP/1.1; each figure is the time from the start of an event's POST to its arrival, over every subscriber and event of a round (min / median / max of the rounds' figures). \"reached\" is the publishing rate achieved.\n\n", cfg.latSeconds, cfg.subs)
-	fmt.Fprintf(w, "| R/s | server | median ms | p99 ms | max ms | p99 vs best other | reached events/s |\n|--:|---|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "| R/s | server | median ms | p99 ms | max ms | p99 vs best other | reached events/s | server CPU µs/delivery |\n|--:|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, rate := range cfg.rates {
 		m := fmt.Sprintf("lat %d", rate)
 		for _, n := range sr.names {
@@ -792,8 +833,8 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 			if n == subject && len(f.errs) > 0 {
 				failed = true
 			}
-			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s |\n", rate, n, f.spread("%.2f"), sr.get(n, m+" p99").spread("%.2f"),
-				sr.get(n, m+" max").spread("%.1f"), sr.vsBest(n, m+" p99", false), sr.get(n, m+" rate").spread("%.1f"))
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", rate, n, f.spread("%.2f"), sr.get(n, m+" p99").spread("%.2f"),
+				sr.get(n, m+" max").spread("%.1f"), sr.vsBest(n, m+" p99", false), sr.get(n, m+" rate").spread("%.1f"), sr.get(n, m+" cpu").spread("%.1f"))
 		}
 	}
 	fmt.Fprintln(w)
