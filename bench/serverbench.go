@@ -172,7 +172,7 @@ type subSet struct {
 	warmed  []bool // by reader; each reader writes its own
 	warm    atomic.Int64
 	ended   atomic.Int64
-	firstEr atomic.Value
+	firstEr atomic.Pointer[error] // the first reader's error
 	onSeq   atomic.Pointer[func(r, seq int)]
 }
 
@@ -244,12 +244,19 @@ func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
 			onSeq := func(seq int) { (*ss.onSeq.Load())(i, seq) }
 			err := bodies[i](func(b []byte) { sc.feed(b, onSeq, onWarm) })
 			if err != nil {
-				ss.firstEr.CompareAndSwap(nil, err)
+				ss.firstEr.CompareAndSwap(nil, &err)
 			}
 			ss.ended.Add(1)
 		}()
 	}
 	return ss, nil
+}
+
+func (ss *subSet) firstErr() error {
+	if p := ss.firstEr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (ss *subSet) close() {
@@ -288,7 +295,7 @@ func warmSubs(pb *publisher, ss *subSet, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for ss.warm.Load() < int64(ss.n) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("warm-up: %d of %d subscribers ready after %v (%d ended, first error %v)", ss.warm.Load(), ss.n, timeout, ss.ended.Load(), ss.firstEr.Load())
+			return fmt.Errorf("warm-up: %d of %d subscribers ready after %v (%d ended, first error %v)", ss.warm.Load(), ss.n, timeout, ss.ended.Load(), ss.firstErr())
 		}
 		if err := pb.publish(`{"warm":1}`); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
@@ -355,12 +362,12 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 		return res
 	}
 	start, bench0 := time.Now(), cpuTime()
-	var pubErr atomic.Value
+	var pubErr atomic.Pointer[error] // the first publisher's error
 	for k, pb := range pbs {
 		go func() {
 			for i := k; i < evs; i += pubs {
 				if err := pb.publish(payload(base + i)); err != nil {
-					pubErr.CompareAndSwap(nil, err)
+					pubErr.CompareAndSwap(nil, &err)
 					return
 				}
 			}
@@ -388,8 +395,8 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 	if t := last.Load(); t > 0 {
 		res.seconds = time.Unix(0, t).Sub(start).Seconds()
 	}
-	if e, _ := pubErr.Load().(error); e != nil {
-		res.err = e
+	if e := pubErr.Load(); e != nil {
+		res.err = *e
 	} else if res.lost > 0 {
 		res.err = fmt.Errorf("%d of %d deliveries missing after %v without progress (%d subscribers ended)", res.lost, int64(n)*int64(evs), stall, ss.ended.Load())
 	}
@@ -734,7 +741,7 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 	}
 	time.Sleep(2 * time.Second)
 	if e := ss.ended.Load(); e > 0 {
-		return 0, 0, fmt.Errorf("%d subscribers ended while idle: %v", e, ss.firstEr.Load())
+		return 0, 0, fmt.Errorf("%d subscribers ended while idle: %v", e, ss.firstErr())
 	}
 	st1, err := readProcStats(p.pid())
 	if err != nil {
