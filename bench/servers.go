@@ -148,6 +148,7 @@ func lastLines(s string, n int) string {
 func startProc(dir, bin string, args ...string) (*serverProc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	endWithBench(cmd)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	cmd.Stdout = stderr
