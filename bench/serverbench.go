@@ -107,12 +107,11 @@ func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	os.Exit(1)
 }
 
-// dataScanner finds events in an event stream and reads from each event's data lines either a
-// sequence number ("seq":N anywhere in the line, so inside a server's own JSON envelope too) or
+// dataScanner finds events in an event stream and reads from each event's data lines (their
+// first 4 KiB) either a sequence number ("seq":N anywhere in the line, so inside a server's own JSON envelope too) or
 // the marker "warm".
 type dataScanner struct {
 	line    []byte
-	long    bool // the line is over 4 KiB: only its start is kept
 	seq     int
 	hasSeq  bool
 	hasWarm bool

@@ -323,15 +323,14 @@ func aptInstall(pkgs ...string) error {
 	fmt.Fprintf(os.Stderr, "bench: apt-get install %s\n", strings.Join(pkgs, " "))
 	cmd := exec.Command("apt-get", append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
+	if _, err := cmd.CombinedOutput(); err != nil {
 		// The package lists may be missing on a fresh machine: update once and try again.
 		if up, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
 			return fmt.Errorf("apt-get update: %v: %s", uerr, lastLines(string(up), 3))
 		}
 		cmd = exec.Command("apt-get", append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err = cmd.CombinedOutput(); err != nil {
+		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("apt-get install %s: %v: %s", strings.Join(pkgs, " "), err, lastLines(string(out), 3))
 		}
 	}
