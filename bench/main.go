@@ -1,9 +1,13 @@
 // Command bench measures httpsse against other Go SSE libraries in one run: parsing, fan-out
-// over loopback and idle memory per subscriber. See docs/performance.md in the repository.
+// over loopback and idle memory per subscriber. With -only servers it measures httpsse against
+// the SSE servers deployed instead of a library (nginx with nchan, Centrifugo, Mercure), each
+// run as processes of its own and set up by the bench (servers.go). See docs/performance.md in
+// the repository.
 //
 // Usage:
 //
 //	go run . [-quick] [-rounds 3] [-svg ../docs/fanout.svg]
+//	go run . -only servers [-servers httpsse,nginx+nchan,centrifugo,mercure] [-rounds 3]
 package main
 
 import (
