@@ -1,12 +1,17 @@
 // Command bench measures httpsse against other Go SSE libraries in one run: parsing, fan-out
-// over loopback and idle memory per subscriber. See docs/performance.md in the repository.
+// over loopback and idle memory per subscriber. With -only servers it measures httpsse against
+// the SSE servers deployed instead of a library (nginx with nchan, Centrifugo, Mercure), each
+// run as processes of its own and set up by the bench (servers.go). See docs/performance.md in
+// the repository.
 //
 // Usage:
 //
 //	go run . [-quick] [-rounds 3] [-svg ../docs/fanout.svg]
+//	go run . -only servers [-servers httpsse,nginx+nchan,centrifugo,mercure] [-rounds 3]
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +36,7 @@ func main() {
 		subsFlag  = flag.String("subs", "100,1000", "fan-out: subscriber counts, comma-separated")
 		idleSubs  = flag.Int("idle", 5000, "idle: subscribers")
 		parseMiB  = flag.Int("parse-mib", 16, "parse: size of each corpus in MiB")
-		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated (also: replay)")
+		only      = flag.String("only", "parse,fanout,latency,idle,probes", "tests to run, comma-separated (also: replay, servers)")
 		inproc    = flag.Bool("inproc", false, "run each library's server in this process, beside the readers, instead of in a child process (the idle figures then count the readers' memory too)")
 		latSubs   = flag.String("latency-subs", "1000,10000", "latency: subscriber counts, comma-separated")
 		latEvents = flag.Int("latency-events", 2000, "latency: events per run")
@@ -40,8 +45,28 @@ func main() {
 		svgPath   = flag.String("svg", "", "write a bar chart of fan-out deliveries/s to this SVG file")
 		libsFlag  = flag.String("libs", "", "only these libraries, comma-separated (default all)")
 		cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of this process (parse; the fan-out and idle servers run in child processes)")
+
+		serveFlag    = flag.Bool("serve-httpsse", false, "internal: run as the httpsse server of the servers part")
+		serveAddr    = flag.String("serve-addr", "127.0.0.1:0", "internal: -serve-httpsse's cleartext address")
+		serveTLSAddr = flag.String("serve-tls-addr", "", "internal: -serve-httpsse's TLS address")
+		serveCert    = flag.String("serve-cert", "", "internal: -serve-httpsse's TLS certificate")
+		serveKey     = flag.String("serve-key", "", "internal: -serve-httpsse's TLS key")
+		srvNames     = flag.String("servers", "", "servers part (-only servers): only these servers, comma-separated, of httpsse, nginx+nchan, centrifugo, mercure (default all)")
+		srvSubs      = flag.Int("servers-subs", 1000, "servers part: subscribers of the fan-out and latency runs")
+		srvIdle      = flag.Int("servers-idle", 5000, "servers part: subscribers of the idle-memory run (0: none)")
+		srvEvents    = flag.Int("servers-events", 600, "servers part: events per fan-out run")
+		srvPubs      = flag.String("servers-pubs", "1,4", "servers part: publishing connections of the fan-out runs, comma-separated")
+		srvRates     = flag.String("servers-rates", "50,100", "servers part: events a second of the latency runs, comma-separated")
+		srvLatSecs   = flag.Float64("servers-latency-seconds", 10, "servers part: seconds of publishing per latency run")
+		srvH2        = flag.Bool("servers-h2", true, "servers part: also fan out over HTTP/2 (TLS)")
+		srvInstall   = flag.Bool("servers-install", true, "servers part: install what is missing (apt-get for nginx and nchan, go install for Centrifugo)")
+		nginxWorkers = flag.String("nginx-workers", "auto", "servers part: nginx's worker_processes (auto: one per CPU, as Debian's nginx.conf has it)")
 	)
 	flag.Parse()
+	if *serveFlag {
+		serveHTTPSSE(*serveAddr, *serveTLSAddr, *serveCert, *serveKey)
+		return
+	}
 	if *childFlag {
 		childMain(*libFlag, os.Stdin, os.Stdout)
 		os.Exit(0) // quit, or the parent went away: end at once, connections and all
@@ -52,6 +77,7 @@ func main() {
 	if *quick {
 		*rounds, *pRounds, *events, *subsFlag, *idleSubs, *parseMiB = 1, 1, 300, "20,100", 300, 1
 		*latSubs, *latEvents = "100", 200
+		*srvSubs, *srvIdle, *srvEvents, *srvLatSecs = 100, 300, 200, 2
 	}
 	var subs []int
 	for _, f := range strings.Split(*subsFlag, ",") {
@@ -134,6 +160,21 @@ func main() {
 	if slices.Contains(tests, "replay") { // not in the default -only: see replay.go
 		c := replayConfigFromFlags()
 		failed = printReplay(out, c, runReplay(c, nil, logf)) || failed
+	}
+	if slices.Contains(tests, "servers") { // not in the default -only: see servers.go
+		cfg := &serversConfig{rounds: *rounds, subs: *srvSubs, idle: *srvIdle, events: *srvEvents, latSeconds: *srvLatSecs,
+			h2: *srvH2, install: *srvInstall, nginxWorkers: *nginxWorkers}
+		if *srvNames != "" {
+			cfg.names = strings.Split(*srvNames, ",")
+		}
+		var err1, err2 error
+		cfg.pubs, err1 = parseInts(*srvPubs)
+		cfg.rates, err2 = parseInts(*srvRates)
+		if err := errors.Join(err1, err2); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		failed = printServers(out, cfg, runServers(cfg, logf)) || failed
 	}
 	if slices.Contains(tests, "idle") {
 		libs := append(slices.Clone(libraries), referenceLib)
