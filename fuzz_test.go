@@ -189,3 +189,29 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTopicsID checks that reading a Last-Event-ID of Topics.Serve never panics, and that
+// any event IDs written in the form read back as they were.
+func FuzzTopicsID(f *testing.F) {
+	f.Add("~r2PcTI=5s0ke2q7b1nhg-41,bmcyiH=mine%2C%3D%25", "a", "x-1", "b", "mine,=% \x7f é")
+	f.Add("~", "", "", "", "")
+	f.Add("~AAAAAA=%zz", "n", "", "m", "%")
+	f.Fuzz(func(t *testing.T, header, nameA, idA, nameB, idB string) {
+		parseTopicsID(header)
+		topicPositions(header, []string{nameA, nameB})
+		if nameA == nameB || topicKey(nameA) == topicKey(nameB) {
+			return
+		}
+		c := newTopicsID([]string{nameA, nameB})
+		c.set(0, []byte(idA))
+		c.set(1, []byte(idB))
+		form := c.String()
+		if strings.ContainsAny(form, "\r\n\x00 ") {
+			t.Fatalf("form %q has a byte an id field cannot carry", form)
+		}
+		ids, ok := parseTopicsID(form)
+		if !ok || ids[topicKey(nameA)] != idA || ids[topicKey(nameB)] != idB {
+			t.Fatalf("%q read back as %q, %v; want %q and %q", form, ids, ok, idA, idB)
+		}
+	})
+}
