@@ -83,6 +83,9 @@ func (c *multiClient) connect(ctx context.Context, base string, cut int64, killA
 		req.Header.Set("Last-Event-ID", c.lastID)
 	}
 	resp, err := http.DefaultClient.Do(req)
+	if err != nil && ctx.Err() != nil {
+		return 0 // the connection's time ran out before its headers came: a cut too
+	}
 	if err != nil {
 		c.t.Fatalf("connecting to %s: %v", base, err)
 	}
@@ -287,7 +290,11 @@ rounds:
 		case killed && !fresh:
 			p := startTopicsChild(t, r, prefix)
 			live = append(live, p)
-			c.connect(ctx, p.url, 1+rnd.Int64N(16<<10), 0, nil, nil)
+			// Each cut connection ends after a while too: publishing may end before it
+			// has read as far as its cut.
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			c.connect(cctx, p.url, 1+rnd.Int64N(16<<10), 0, nil, nil)
+			cancel()
 			fresh = true
 		case done:
 			// Publishing is over: the last connection reads to the end.
@@ -303,7 +310,9 @@ rounds:
 			if round%5 == 0 {
 				cut = 1 + rnd.Int64N(300) // within the first block, or the first events
 			}
-			c.connect(ctx, live[rnd.IntN(len(live))].url, cut, 0, nil, nil)
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			c.connect(cctx, live[rnd.IntN(len(live))].url, cut, 0, nil, nil)
+			cancel()
 		}
 	}
 	if !killed || !fresh {
