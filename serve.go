@@ -124,6 +124,7 @@ type bundle struct {
 	out    *output
 	id     *topicsID            // the response's Last-Event-ID; nil without Replay
 	joins  []string             // the point each subscriber joined its topic's live events at
+	buf    *[]byte              // what send has gathered, from sendBuffers; nil between rounds
 	waits  []<-chan struct{}    // the channels of the topics' next publishes, see stream
 	cases  []reflect.SelectCase // wait's, reused
 }
@@ -286,7 +287,7 @@ func (b *bundle) catchUp(ctx context.Context) bool {
 			continue
 		}
 		rs, join, ok := b.routes[i].recover(ctx, s, s.resume, func(p []byte) error { return b.send(i, p) })
-		if !ok {
+		if b.flush() != nil || !ok {
 			return false
 		}
 		if !rs.gap {
@@ -355,6 +356,9 @@ func (b *bundle) stream(gone <-chan struct{}) {
 				b.waits = append(b.waits, published)
 			}
 		}
+		if b.flush() != nil {
+			return
+		}
 		switch {
 		case open == 0:
 			return
@@ -403,21 +407,19 @@ func (b *bundle) keepAlive() bool {
 // it is the one the client keeps, and where a connection cut before the event's blank line
 // leaves the client with the ID of the event before. Blocks of comments alone go as they are.
 //
-// The events and their IDs are gathered in a buffer of the pool, written every maxWrite
-// bytes, so that a burst goes out in as few writes as a Route's subscriber makes; an event
-// larger than that goes out from the log as it is, without a copy.
+// With Replay the events and their IDs are gathered in a buffer of the pool (b.buf), which
+// goes out every maxWrite bytes and when flush is called: once per round of the topics, so
+// that a burst, over any number of topics, goes out in as few writes as a Route's
+// subscriber makes. An event larger than maxWrite goes out from the log without a copy.
 func (b *bundle) send(i int, p []byte) error {
 	if b.id == nil {
 		return b.out.send(p)
 	}
-	bp := sendBuffers.Get().(*[]byte)
-	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) <= 4*maxWrite {
-			*bp = buf
-			sendBuffers.Put(bp)
-		}
-	}()
+	if b.buf == nil {
+		b.buf = sendBuffers.Get().(*[]byte)
+	}
+	buf := *b.buf
+	defer func() { *b.buf = buf }()
 	for at := 0; at < len(p); {
 		end := bytes.Index(p[at:], []byte("\n\n"))
 		if end < 0 {
@@ -433,7 +435,7 @@ func (b *bundle) send(i int, p []byte) error {
 		}
 		b.id.set(i, id)
 		if len(block) > maxWrite {
-			if err := b.flush(&buf); err != nil {
+			if err := b.write(&buf); err != nil {
 				return err
 			}
 			if err := b.out.send(block[:len(block)-1]); err != nil {
@@ -444,21 +446,34 @@ func (b *bundle) send(i int, p []byte) error {
 		}
 		buf = append(b.id.appendTo(append(buf, "id: "...)), "\n\n"...)
 		if len(buf) >= maxWrite {
-			if err := b.flush(&buf); err != nil {
+			if err := b.write(&buf); err != nil {
 				return err
 			}
 		}
 	}
-	return b.flush(&buf)
+	return nil
 }
 
-// flush sends what buf holds and empties it.
-func (b *bundle) flush(buf *[]byte) error {
+// write sends what buf holds and empties it.
+func (b *bundle) write(buf *[]byte) error {
 	if len(*buf) == 0 {
 		return nil
 	}
 	err := b.out.send(*buf)
 	*buf = (*buf)[:0]
+	return err
+}
+
+// flush sends what send has gathered, and gives its buffer back to the pool.
+func (b *bundle) flush() error {
+	if b.buf == nil {
+		return nil
+	}
+	err := b.write(b.buf)
+	if cap(*b.buf) <= 4*maxWrite {
+		sendBuffers.Put(b.buf)
+	}
+	b.buf = nil
 	return err
 }
 
