@@ -1,6 +1,9 @@
 package httpsse
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // KeepAlive makes a Route, or every topic of a [Topics], send a comment line to each
 // subscriber that has been sent nothing for d, so that proxies and load balancers that close
@@ -8,9 +11,10 @@ import "time"
 // (nginx's proxy_read_timeout is 60 s by default; many load balancers close after 60 s too):
 // a quiet subscriber receives the comment between d and 1½ d after its last write.
 //
-// It costs no timer or goroutine per subscriber or per topic: one timer per Route (per
-// [Topics] for its topics) wakes the Route's waiting subscribers every d/2, and each one that
-// is due writes the comment itself. The comment is not an event: browsers do not dispatch
+// It costs no timer or goroutine per subscriber, per topic or per Route: one timer in the
+// process for each duration d in use wakes the waiting subscribers of every Route with
+// subscribers and that KeepAlive every d/2, and each subscriber that is due writes the
+// comment itself; the timer stops when no such Route has subscribers. The comment is not an event: browsers do not dispatch
 // it, and it does not count as a publish, as use of a topic or in [Stats]. Zero or a
 // negative d sends none, which is the default.
 func KeepAlive(d time.Duration) RouteOption {
@@ -31,31 +35,60 @@ func (o *output) due() bool {
 	return o.keepAlive > 0 && time.Now().UnixNano()-o.lastSend >= int64(o.keepAlive)
 }
 
-// keepAliveTick wakes the Route's waiting subscribers, so that those due send the comment,
-// and runs again while any are attached. A Route of a Topics has no timer of its own: the
-// Topics' timer wakes its topics (see Topics.keepAliveTick).
-func (r *broadcaster) keepAliveTick() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.keepTimer == nil {
-		return // stopped since
-	}
-	r.wakeWaiters()
-	r.keepTimer.Reset(keepAliveEvery(r.cfg.keepAlive))
+// keepAliveClocks are the timers of KeepAlive: one for each duration in use, running while
+// some Route with that duration has subscribers.
+var keepAliveClocks = struct {
+	mu     sync.Mutex
+	clocks map[time.Duration]*keepAliveClock
+}{clocks: make(map[time.Duration]*keepAliveClock)}
+
+// keepAliveClock wakes the waiting subscribers of its Routes every keepAliveEvery(d), as a
+// publish would (see broadcaster.wakeWaiters).
+type keepAliveClock struct {
+	d      time.Duration
+	timer  *time.Timer
+	routes map[*broadcaster]struct{}
 }
 
-// keepAliveTick wakes the waiting subscribers of every topic, and runs again while there
-// are topics.
-func (t *Topics) keepAliveTick() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.keepTimer == nil {
+// keepAwake adds r, which has just got its first subscriber, to the clock of its KeepAlive
+// duration, starting it if need be. It is called with r.mu held.
+func keepAwake(r *broadcaster) {
+	d := r.cfg.keepAlive
+	keepAliveClocks.mu.Lock()
+	defer keepAliveClocks.mu.Unlock()
+	c := keepAliveClocks.clocks[d]
+	if c == nil {
+		c = &keepAliveClock{d: d, routes: make(map[*broadcaster]struct{})}
+		c.timer = time.AfterFunc(keepAliveEvery(d), c.tick)
+		keepAliveClocks.clocks[d] = c
+	}
+	c.routes[r] = struct{}{}
+}
+
+// letSleep takes r, which has just lost its last subscriber, from its clock, and stops the
+// clock when r was its last Route. It is called with r.mu held.
+func letSleep(r *broadcaster) {
+	keepAliveClocks.mu.Lock()
+	defer keepAliveClocks.mu.Unlock()
+	c := keepAliveClocks.clocks[r.cfg.keepAlive]
+	if c == nil {
 		return
 	}
-	for _, tp := range t.topics {
-		if b, ok := tp.route.(*broadcaster); ok {
-			b.wakeWaiters()
-		}
+	delete(c.routes, r)
+	if len(c.routes) == 0 {
+		c.timer.Stop()
+		delete(keepAliveClocks.clocks, c.d)
 	}
-	t.keepTimer.Reset(keepAliveEvery(t.keepAlive))
+}
+
+func (c *keepAliveClock) tick() {
+	keepAliveClocks.mu.Lock()
+	defer keepAliveClocks.mu.Unlock()
+	if keepAliveClocks.clocks[c.d] != c {
+		return // stopped since
+	}
+	for r := range c.routes {
+		r.wakeWaiters()
+	}
+	c.timer.Reset(keepAliveEvery(c.d))
 }

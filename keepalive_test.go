@@ -230,3 +230,57 @@ func TestTopicsStatsKeepFreed(t *testing.T) {
 		t.Errorf("Published %d before the topics were freed, %d after; want 3 and 3", before.Published, after.Published)
 	}
 }
+
+// Every Route with the same KeepAlive duration shares one timer, which stops when the last
+// of them loses its last subscriber.
+func TestKeepAliveOneTimer(t *testing.T) {
+	checkNoLeaks(t)
+	const d = 123 * time.Millisecond
+	topics := NewTopics(KeepAlive(d))
+	route := NewRoute(KeepAlive(d), WaitForSubscriber(false))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/route" {
+			route.ServeHTTP(w, r)
+			return
+		}
+		topics.Serve(w, r, "a", "b", "c")
+	}))
+	defer srv.Close()
+	defer route.Close()
+	defer topics.Close()
+	clock := func() (*keepAliveClock, int) {
+		keepAliveClocks.mu.Lock()
+		defer keepAliveClocks.mu.Unlock()
+		c := keepAliveClocks.clocks[d]
+		if c == nil {
+			return nil, 0
+		}
+		return c, len(c.routes)
+	}
+	var bodies []*http.Response
+	for _, path := range []string{"/route", "/topics", "/topics"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp)
+	}
+	if c, n := clock(); c == nil || n != 4 {
+		t.Fatalf("one clock with the Route and the three topics expected; got %v with %d Routes", c, n)
+	}
+	for _, b := range bodies {
+		bufio.NewReader(b.Body).ReadString('-') // a keep-alive came
+		b.Body.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _ := clock()
+		if c == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the clock still runs after every subscriber left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

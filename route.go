@@ -97,9 +97,6 @@ type routeConfig struct {
 	topicIdle      time.Duration
 	maxTopics      int
 	keepAlive      time.Duration
-	// keepAliveByTopics is set on the Routes of a Topics, whose one timer wakes them all
-	// for KeepAlive instead of one timer each.
-	keepAliveByTopics bool
 }
 
 // RouteOption configures a [Route] made by [NewRoute].
@@ -241,8 +238,6 @@ type broadcaster struct {
 	// writes carry no deadline of their own (output.watch).
 	watchTimer *time.Timer
 	watched    int
-	// keepTimer wakes the subscribers for KeepAlive while any are attached.
-	keepTimer *time.Timer
 
 	retain *retention // nil without Replay
 	stats  Stats      // Subscribers is len(subs), filled in by Stats
@@ -507,8 +502,8 @@ func (r *broadcaster) attach(s *subscriber, lastEventID string, join *string) bo
 			r.watchTimer = time.AfterFunc(r.watchEvery(), r.watch)
 		}
 	}
-	if r.cfg.keepAlive > 0 && !r.cfg.keepAliveByTopics && r.keepTimer == nil {
-		r.keepTimer = time.AfterFunc(keepAliveEvery(r.cfg.keepAlive), r.keepAliveTick)
+	if r.cfg.keepAlive > 0 && len(r.subs) == 1 {
+		keepAwake(r)
 	}
 	r.publishView() // a returning subscriber may start before head
 	r.mu.Unlock()
@@ -531,9 +526,8 @@ func (r *broadcaster) detach(s *subscriber) {
 			r.watchTimer = nil
 		}
 	}
-	if r.keepTimer != nil && len(r.subs) == 0 {
-		r.keepTimer.Stop()
-		r.keepTimer = nil
+	if r.cfg.keepAlive > 0 && len(r.subs) == 0 {
+		letSleep(r)
 	}
 	if r.graceTimer != nil && len(r.subs) == 0 {
 		// The last one has gone: nothing to cut, and the timer would hold the Route.

@@ -56,20 +56,17 @@ func MaxTopics(n int) RouteOption {
 //
 // All methods may be called from any number of goroutines at once.
 type Topics struct {
-	newRoute  func(topic string) Route
-	idle      time.Duration
-	every     time.Duration // how often idle topics are looked for
-	max       int
-	keepAlive time.Duration
+	newRoute func(topic string) Route
+	idle     time.Duration
+	every    time.Duration // how often idle topics are looked for
+	max      int
 
 	mu     sync.Mutex
 	topics map[string]*topic
 	recent topic       // the list of topics, most recently used first: recent.next is the first
 	sweep  *time.Timer // runs while there are topics; nil otherwise
-	// keepTimer wakes the topics' subscribers for KeepAlive while there are topics.
-	keepTimer *time.Timer
-	freed     Stats // what the topics freed so far had done
-	closed    bool
+	freed  Stats       // what the topics freed so far had done
+	closed bool
 }
 
 // topic is one named Route, with what the sweep needs to tell whether it is idle.
@@ -86,10 +83,7 @@ type topic struct {
 // WaitForSubscriber(false).
 func NewTopics(opts ...RouteOption) *Topics {
 	cfg := config(append(opts[:len(opts):len(opts)], WaitForSubscriber(false)))
-	cfg.keepAliveByTopics = true
-	t := NewTopicsOf(func(string) Route { return newBroadcaster(cfg) }, cfg.topicIdle, MaxTopics(cfg.maxTopics))
-	t.keepAlive = cfg.keepAlive
-	return t
+	return NewTopicsOf(func(string) Route { return newBroadcaster(cfg) }, cfg.topicIdle, MaxTopics(cfg.maxTopics))
 }
 
 // NewTopicsOf returns an empty [Topics] whose topics' Routes are made by newRoute, called
@@ -148,9 +142,6 @@ func (t *Topics) route(name string) (Route, *topic) {
 		t.topics[name] = tp
 		if t.sweep == nil {
 			t.sweep = time.AfterFunc(t.every, t.sweepIdle)
-		}
-		if t.keepAlive > 0 && t.keepTimer == nil {
-			t.keepTimer = time.AfterFunc(keepAliveEvery(t.keepAlive), t.keepAliveTick)
 		}
 	} else {
 		tp.prev.next, tp.next.prev = tp.next, tp.prev
@@ -228,10 +219,6 @@ func (t *Topics) Close() error {
 		t.sweep.Stop()
 		t.sweep = nil
 	}
-	if t.keepTimer != nil {
-		t.keepTimer.Stop()
-		t.keepTimer = nil
-	}
 	topics := t.topics
 	t.topics = nil
 	t.mu.Unlock()
@@ -295,10 +282,6 @@ func (t *Topics) sweepIdle() {
 	} else {
 		t.sweep = nil
 		t.topics = make(map[string]*topic) // a map does not shrink: let the old one go
-		if t.keepTimer != nil {
-			t.keepTimer.Stop()
-			t.keepTimer = nil
-		}
 	}
 	t.mu.Unlock()
 	t.free(idle...)
