@@ -566,3 +566,69 @@ func TestEventID(t *testing.T) {
 		}
 	}
 }
+
+// Subscribers of random sets of topics come and go while publishers publish, MaxTopics frees
+// and refuses topics, and idle topics are freed; then Close. Every response is 200, 503
+// (refused) or 204 (closed), nothing panics or races, and nothing is left running.
+func TestServeChurn(t *testing.T) {
+	checkNoLeaks(t)
+	topics := NewTopics(Replay(8), MaxTopics(6), TopicIdle(30*time.Millisecond), KeepAlive(20*time.Millisecond))
+	srv := topicsServer(t, topics)
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(p), 7))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				topics.Route(names[rng.IntN(len(names))]).PublishEvent(func(w EventWriter) error { return w.WriteData(fmt.Sprint(i)) })
+			}
+		}()
+	}
+	statuses := map[int]int{}
+	var mu sync.Mutex
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 9))
+			lastID := ""
+			for range 30 {
+				var set []string
+				for range 1 + rng.IntN(4) {
+					set = append(set, names[rng.IntN(len(names))])
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+rng.IntN(30))*time.Millisecond)
+				resp, err := requestTopics(ctx, srv, lastID, set...)
+				if err == nil {
+					mu.Lock()
+					statuses[resp.StatusCode]++
+					mu.Unlock()
+					st := readState(resp.Body)
+					if st.lastID != "" {
+						lastID = st.lastID
+					}
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	topics.Close()
+	close(stop)
+	wg.Wait()
+	for status := range statuses {
+		if status != 200 && status != 503 && status != 204 {
+			t.Errorf("status %d in %v", status, statuses)
+		}
+	}
+	t.Logf("statuses %v", statuses)
+}
