@@ -18,7 +18,13 @@
 // rules as a Route's, with no Route, goroutine or Close, and fails once the client has gone.
 //
 // Use [NewTopics] for many named streams (one per user, room or document): [Topics.Route]
-// makes a topic's Route on first use, and a topic nobody uses is freed.
+// makes a topic's Route on first use, and a topic nobody uses is freed ([MaxTopics] bounds
+// how many are held). [Topics.Serve] serves several topics to one subscriber over one
+// response, so that a page needs one EventSource; with Replay its one Last-Event-ID resumes
+// every topic exactly.
+//
+// Use [KeepAlive] to send a comment to subscribers that have been sent nothing for a while,
+// so that proxies with an idle timeout keep quiet streams open, at no cost per subscriber.
 //
 // Use [StatsOf] to learn, cheaply and at any time, what a Route does: its subscribers, the
 // events it published, the subscribers it dropped and why, the replays and gaps it served.
@@ -48,7 +54,8 @@
 //
 // # Concurrency
 //
-// A [Route]'s methods, and [HeartBeat], may be called from any number of goroutines. The
+// A [Route]'s methods, a [Topics]' methods, and [HeartBeat], may be called from any number
+// of goroutines. The
 // function given to PublishEvent runs in the caller's goroutine, one at a time; its
 // [EventWriter] is valid only until it returns. The same holds for a [Stream]'s PublishEvent,
 // until its handler returns. A [Client]'s Next, Decode and Err, like a
