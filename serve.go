@@ -140,13 +140,34 @@ func (t *Topics) resolve(req *http.Request, names []string) (*bundle, []topicPos
 		out:    &output{},
 		joins:  make([]string, len(names)),
 	}
-	subs := make([]subscriber, len(names))
+	// Routes of another kind may each take a round trip to get ready (see NewTopicsOf):
+	// those are readied at once, each in a goroutine that ends before resolve returns.
+	type resolved struct {
+		r      *broadcaster
+		status int
+		err    error
+	}
+	found := make([]resolved, len(names))
+	var wg sync.WaitGroup
 	for i, name := range names {
-		r, status, err := t.local(req.Context(), name, from[i])
-		if r == nil {
-			return nil, nil, status, err
+		route := t.Route(name)
+		if _, ok := route.(localRoute); ok && len(names) > 1 {
+			wg.Go(func() {
+				r, status, err := localOf(req.Context(), name, route, from[i])
+				found[i] = resolved{r, status, err}
+			})
+			continue
 		}
-		b.routes[i], b.subs[i] = r, &subs[i]
+		r, status, err := localOf(req.Context(), name, route, from[i])
+		found[i] = resolved{r, status, err}
+	}
+	wg.Wait()
+	subs := make([]subscriber, len(names))
+	for i, f := range found {
+		if f.r == nil {
+			return nil, nil, f.status, f.err
+		}
+		b.routes[i], b.subs[i] = f.r, &subs[i]
 		subs[i].out = b.out
 	}
 	return b, from, 0, nil
@@ -206,7 +227,11 @@ type localRoute interface {
 // local returns the Route made by NewRoute that serves the topic's subscribers here, or nil
 // with the status and error to answer.
 func (t *Topics) local(ctx context.Context, name string, from topicPosition) (*broadcaster, int, error) {
-	route := t.Route(name)
+	return localOf(ctx, name, t.Route(name), from)
+}
+
+// localOf is local for the topic's Route.
+func localOf(ctx context.Context, name string, route Route, from topicPosition) (*broadcaster, int, error) {
 	switch r := route.(type) {
 	case *broadcaster:
 		if r.isClosed() {
