@@ -225,7 +225,8 @@ func TestBrowserTopicsResume(t *testing.T) {
 	for k, name := range names {
 		if err := topics.Route(name).PublishEvent(func(ew httpsse.EventWriter) error {
 			ew.WriteEvent("done")
-			return ew.WriteData(strconv.Itoa(published[k]))
+			// The topic's index too: two topics may have published as many events.
+			return ew.WriteData(fmt.Sprintf("%d:%d", k, published[k]))
 		}); err != nil {
 			t.Fatalf("PublishEvent(%s, done) = %v", name, err)
 		}
@@ -274,7 +275,7 @@ func TestBrowserTopicsResume(t *testing.T) {
 			k = int(typ[1] - '0')
 		case "done":
 			for kk := range names {
-				if data == strconv.Itoa(published[kk]) && next[kk] == published[kk] {
+				if data == fmt.Sprintf("%d:%d", kk, published[kk]) && next[kk] == published[kk] {
 					k = kk
 				}
 			}
