@@ -171,6 +171,11 @@ func TestMaxTopics(t *testing.T) {
 		t.Errorf("publishing to a fourth topic: %v, want ErrTooManyTopics", err)
 	}
 	t.Logf("the error: %v", err)
+	rec := httptest.NewRecorder()
+	topics.Route("e").ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "too many topics") {
+		t.Errorf("the refused topic's ServeHTTP: %d %q, want 503", rec.Code, rec.Body.String())
+	}
 	resp = openTopics(t, srv, "", "e")
 	body := make([]byte, 200)
 	n, _ := resp.Body.Read(body)

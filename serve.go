@@ -273,24 +273,21 @@ func topicPositions(lastEventID string, names []string) []topicPosition {
 		return from
 	}
 	ids, ok := parseTopicsID(lastEventID)
-	if ok {
-		// An ID that names none of the topics is not one this request's client was given
-		// (a reconnection asks for the same topics): nothing is known of where it was.
-		named := false
-		for _, name := range names {
-			_, listed := ids[topicKey(name)]
-			named = named || listed
-		}
-		ok = named
-	}
+	named := false
 	for i, name := range names {
-		switch id, listed := ids[topicKey(name)]; {
+		id, listed := ids[topicKey(name)]
+		from[i] = topicPosition{listed: listed, id: id}
+		named = named || listed
+	}
+	// An ID that names none of the topics is not one this request's client was given (a
+	// reconnection asks for the same topics): nothing is known of where it was.
+	ok = ok && named
+	for i, f := range from {
+		switch {
 		case !ok:
 			from[i] = topicPosition{listed: true, id: unheldID}
-		case listed && id == "":
-			from[i] = topicPosition{listed: true, id: unheldID}
-		case listed:
-			from[i] = topicPosition{listed: true, id: id}
+		case f.listed && f.id == "":
+			from[i].id = unheldID
 		}
 	}
 	return from
