@@ -594,9 +594,10 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 			}
 			bin := bins[k.name]
 			// HTTP/1.1: fan-out, then latency, on the same subscribers.
-			session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+			// fanouts runs the fan-out of each number of publishing connections.
+			fanouts := func(p *serverProc, ss *subSet, err error, proto, label string) {
 				for _, pubs := range cfg.pubs {
-					m := fmt.Sprintf("fan h1 %d", pubs)
+					m := fmt.Sprintf("fan %s %d", proto, pubs)
 					if err != nil {
 						sr.fig(k.name, m).add(0, err)
 						sr.fig(k.name, m+" cpu").add(0, err)
@@ -604,9 +605,12 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 					}
 					res := runServerFanout(p, ss, nextBase(evs), evs, pubs)
 					recordFanout(sr, k.name, m, res)
-					logf("servers round %d %s HTTP/1.1 %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, err %v",
-						r+1, k.name, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
+					logf("servers round %d %s %s %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, err %v",
+						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
 				}
+			}
+			session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+				fanouts(p, ss, err, "h1", "HTTP/1.1")
 				for _, rate := range cfg.rates {
 					m := fmt.Sprintf("lat %d", rate)
 					if err != nil {
@@ -633,18 +637,7 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 			}
 			if cfg.h2 && k.h2 {
 				session(k, bin, true, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-					for _, pubs := range cfg.pubs {
-						m := fmt.Sprintf("fan h2 %d", pubs)
-						if err != nil {
-							sr.fig(k.name, m).add(0, err)
-							sr.fig(k.name, m+" cpu").add(0, err)
-							continue
-						}
-						res := runServerFanout(p, ss, nextBase(evs), evs, pubs)
-						recordFanout(sr, k.name, m, res)
-						logf("servers round %d %s HTTP/2 %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, err %v",
-							r+1, k.name, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
-					}
+					fanouts(p, ss, err, "h2", "HTTP/2")
 				})
 			}
 		}

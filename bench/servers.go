@@ -183,6 +183,18 @@ func (lb *lockedBuffer) String() string {
 
 // writeCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1 and its key to dir as
 // cert.pem and key.pem, and returns the certificate's DER bytes.
+// tlsListen writes a self-signed certificate to dir and picks a free port for a server's TLS
+// listener, returning its address and the certificate's and key's files.
+func tlsListen(dir string) (addr, cert, key string, err error) {
+	if _, err := writeCert(dir); err != nil {
+		return "", "", "", err
+	}
+	if addr, err = freePort(); err != nil {
+		return "", "", "", err
+	}
+	return addr, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), nil
+}
+
 func writeCert(dir string) ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -249,13 +261,11 @@ func startHTTPSSE(bin, dir string, tls bool, _ *serversConfig) (*serverProc, err
 	args := []string{"-serve-httpsse", "-serve-addr", addr}
 	subAddr := addr
 	if tls {
-		if _, err := writeCert(dir); err != nil {
+		var cert, key string
+		if subAddr, cert, key, err = tlsListen(dir); err != nil {
 			return nil, err
 		}
-		if subAddr, err = freePort(); err != nil {
-			return nil, err
-		}
-		args = append(args, "-serve-tls-addr", subAddr, "-serve-cert", filepath.Join(dir, "cert.pem"), "-serve-key", filepath.Join(dir, "key.pem"))
+		args = append(args, "-serve-tls-addr", subAddr, "-serve-cert", cert, "-serve-key", key)
 	}
 	p, err := startProc(dir, bin, args...)
 	if err != nil {
@@ -343,16 +353,14 @@ func startNchan(bin, dir string, tls bool, cfg *serversConfig) (*serverProc, err
 	if err != nil {
 		return nil, err
 	}
-	subAddr, tlsListen := addr, ""
+	subAddr, tlsConf := addr, ""
 	if tls {
-		if _, err := writeCert(dir); err != nil {
+		var cert, key string
+		if subAddr, cert, key, err = tlsListen(dir); err != nil {
 			return nil, err
 		}
-		if subAddr, err = freePort(); err != nil {
-			return nil, err
-		}
-		tlsListen = fmt.Sprintf("    listen %s ssl http2;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    http2_max_concurrent_streams 1000;\n",
-			subAddr, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+		tlsConf = fmt.Sprintf("    listen %s ssl http2;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    http2_max_concurrent_streams 1000;\n",
+			subAddr, cert, key)
 	}
 	conf := fmt.Sprintf(`load_module %s;
 daemon off;
@@ -391,7 +399,7 @@ http {
     }
   }
 }
-`, nchanModule, cfg.nginxWorkers, raiseOpenFiles(), dir, dir, userDirective(), raiseOpenFiles(), dir, dir, dir, dir, dir, addr, tlsListen)
+`, nchanModule, cfg.nginxWorkers, raiseOpenFiles(), dir, dir, userDirective(), raiseOpenFiles(), dir, dir, dir, dir, dir, addr, tlsConf)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -558,13 +566,11 @@ func startMercure(bin, dir string, tls bool, _ *serversConfig) (*serverProc, err
 	args := []string{"-addr", addr, "-key", key}
 	subAddr := addr
 	if tls {
-		if _, err := writeCert(dir); err != nil {
+		var cert, keyFile string
+		if subAddr, cert, keyFile, err = tlsListen(dir); err != nil {
 			return nil, err
 		}
-		if subAddr, err = freePort(); err != nil {
-			return nil, err
-		}
-		args = append(args, "-tls-addr", subAddr, "-cert", filepath.Join(dir, "cert.pem"), "-keyfile", filepath.Join(dir, "key.pem"))
+		args = append(args, "-tls-addr", subAddr, "-cert", cert, "-keyfile", keyFile)
 	}
 	p, err := startProc(dir, bin, args...)
 	if err != nil {
