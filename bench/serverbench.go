@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/reiver/go-httpsse"
@@ -54,6 +56,9 @@ func clientTLS([]byte) *tls.Config {
 // BENCH_SERVE_TRACE an execution trace, both ended by the interrupt that stops it.
 func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	raiseOpenFiles()
+	if os.Getenv("BENCH_SERVE_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
 	if n, err := strconv.Atoi(os.Getenv("BENCH_SERVE_GOMAXPROCS")); err == nil && n > 0 {
 		runtime.GOMAXPROCS(n) // for experiments: the default is the machine's CPUs
 	}
@@ -67,6 +72,15 @@ func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
 			stops = append(stops, func() { trace.Stop(); f.Close() })
 		}
+	}
+	if path := os.Getenv("BENCH_SERVE_HEAPPROFILE"); path != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				writeHeapProfile(path)
+			}
+		}()
 	}
 	sig := make(chan os.Signal, 1) // signal.Notify does not block: one is enough
 	signal.Notify(sig, os.Interrupt)
@@ -94,8 +108,18 @@ func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	})
 	errs := make(chan error, 2) // one for each listener
 	go func() {
-		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		errs <- srv.ListenAndServe()
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			errs <- err
+			return
+		}
+		// The listener of httpsse's own serves the event streams, net/http the rest (the
+		// publishes); BENCH_SERVE_NETHTTP=1 leaves them all to net/http, for comparison.
+		if os.Getenv("BENCH_SERVE_NETHTTP") == "" {
+			ln = httpsse.NewListener(ln, srv)
+		}
+		errs <- srv.Serve(ln)
 	}()
 	if tlsAddr != "" {
 		go func() {
@@ -609,25 +633,27 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
 				}
 			}
-			session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-				fanouts(p, ss, err, "h1", "HTTP/1.1")
-				for _, rate := range cfg.rates {
-					m := fmt.Sprintf("lat %d", rate)
-					if err != nil {
-						sr.fig(k.name, m+" p50").add(0, err)
-						continue
+			if cfg.subs > 0 && len(cfg.pubs)+len(cfg.rates) > 0 {
+				session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+					fanouts(p, ss, err, "h1", "HTTP/1.1")
+					for _, rate := range cfg.rates {
+						m := fmt.Sprintf("lat %d", rate)
+						if err != nil {
+							sr.fig(k.name, m+" p50").add(0, err)
+							continue
+						}
+						n := max(2, int(float64(rate)*cfg.latSeconds))
+						res := runServerLatency(p, ss, nextBase(n), n, rate)
+						sr.fig(k.name, m+" p50").add(ms64(res.p50), res.err)
+						sr.fig(k.name, m+" p99").add(ms64(res.p99), res.err)
+						sr.fig(k.name, m+" max").add(ms64(res.max), res.err)
+						sr.fig(k.name, m+" rate").add(res.rate, res.err)
+						sr.fig(k.name, m+" cpu").add(usPer(res.cpu, res.received), res.err)
+						logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, %.1f µs CPU/delivery, err %v",
+							r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, usPer(res.cpu, res.received), res.err)
 					}
-					n := max(2, int(float64(rate)*cfg.latSeconds))
-					res := runServerLatency(p, ss, nextBase(n), n, rate)
-					sr.fig(k.name, m+" p50").add(ms64(res.p50), res.err)
-					sr.fig(k.name, m+" p99").add(ms64(res.p99), res.err)
-					sr.fig(k.name, m+" max").add(ms64(res.max), res.err)
-					sr.fig(k.name, m+" rate").add(res.rate, res.err)
-					sr.fig(k.name, m+" cpu").add(usPer(res.cpu, res.received), res.err)
-					logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, %.1f µs CPU/delivery, err %v",
-						r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, usPer(res.cpu, res.received), res.err)
-				}
-			})
+				})
+			}
 			// Idle memory: a fresh server, its RSS with no subscriber, then with cfg.idle.
 			if cfg.idle > 0 {
 				res, base, err := runServerIdle(k, bin, cfg)
@@ -635,7 +661,7 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 				sr.fig(k.name, "idle base").add(base, err)
 				logf("servers round %d %s idle: %.0f B/subscriber (RSS with none %.1f MB), err %v", r+1, k.name, res, base/1e6, err)
 			}
-			if cfg.h2 && k.h2 {
+			if cfg.h2 && k.h2 && cfg.subs > 0 && len(cfg.pubs) > 0 {
 				session(k, bin, true, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
 					fanouts(p, ss, err, "h2", "HTTP/2")
 				})
@@ -738,6 +764,10 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 	st1, err := readProcStats(p.pid())
 	if err != nil {
 		return 0, 0, err
+	}
+	if os.Getenv("BENCH_SERVE_HEAPPROFILE") != "" && k.name == "httpsse" {
+		_ = p.cmd.Process.Signal(syscall.SIGUSR1) // the profile, with the subscribers still there
+		time.Sleep(3 * time.Second)
 	}
 	return float64(st1.rss-st0.rss) / float64(cfg.idle), float64(st0.rss), nil
 }
@@ -871,6 +901,9 @@ func protoLabel(p string) string {
 // parseInts parses a comma-separated list of positive integers.
 func parseInts(s string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(s) == "" {
+		return nil, nil // none
+	}
 	for _, f := range strings.Split(s, ",") {
 		var n int
 		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &n); err != nil || n <= 0 {
@@ -880,4 +913,18 @@ func parseInts(s string) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
+}
+
+// writeHeapProfile writes, on SIGUSR1, a heap profile of everything in use after a GC to path, and the
+// runtime's heap and stack figures to path+".txt" (BENCH_SERVE_HEAPPROFILE; the bench sets
+// runtime.MemProfileRate = 1 in that case, so the profile is exact).
+func writeHeapProfile(path string) {
+	runtime.GC()
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	_ = os.WriteFile(path+".txt", fmt.Appendf(nil, "HeapInuse %d\nStackInuse %d\nGoroutines %d\n", ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()), 0o644)
 }
