@@ -459,6 +459,7 @@ func testBrowserEventSource(t *testing.T, http2 bool) {
 	})
 
 	ts := httptest.NewUnstartedServer(mux)
+	ts.Listener = httpsse.NewListener(ts.Listener, ts.Config) // as the demo serves them
 	var flags []string
 	if http2 {
 		ts.EnableHTTP2 = true
@@ -942,6 +943,7 @@ setTimeout(() => send("Deploy to production started"), 9500);
 func startE2EServer(t *testing.T, mux http.Handler, http2 bool) (*httptest.Server, []string) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(mux)
+	ts.Listener = httpsse.NewListener(ts.Listener, ts.Config) // as the demo serves them
 	var flags []string
 	if http2 {
 		ts.EnableHTTP2 = true

@@ -123,6 +123,7 @@ func startTopicsServer(t *testing.T, topics *httpsse.Topics, names []string) (*h
 	})
 	ts := httptest.NewUnstartedServer(mux)
 	ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }
+	ts.Listener = httpsse.NewListener(ts.Listener, ts.Config) // as the demo serves them
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts, stream, rp, acks

@@ -27,12 +27,13 @@ var fastDemoConfig = demoConfig{
 }
 
 // startDemo serves the demo's handler on a loopback port. Like main, it
-// closes the demo from RegisterOnShutdown.
+// serves the streams with httpsse.NewListener and closes the demo from RegisterOnShutdown.
 func startDemo(t *testing.T, cfg demoConfig) (*httptest.Server, io.Closer) {
 	t.Helper()
 	handler, closer := newDemo(cfg)
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.RegisterOnShutdown(func() { closer.Close() })
+	ts.Listener = httpsse.NewListener(ts.Listener, ts.Config)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	t.Cleanup(func() { closer.Close() })

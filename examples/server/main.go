@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/reiver/go-httpsse"
 )
 
 func main() {
@@ -69,7 +71,9 @@ func main() {
 		log.Fatalf("httpsse demo: cannot listen on %s: %v", *addr, err)
 	}
 	log.Printf("httpsse demo on %s (the page's one EventSource: /topics?user=NAME)", clickableURL(*addr, ln.Addr()))
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	// The event streams are served by httpsse's own listener (a third of the memory per
+	// idle subscriber); the page and the other requests by srv, as usual.
+	if err := srv.Serve(httpsse.NewListener(ln, srv)); !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 	// Serve returns as soon as Shutdown starts; wait for it to end.
