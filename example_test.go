@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -566,4 +568,56 @@ func ExampleNewStream() {
 	// token " the"
 	// token " sea"
 	// Rivers run to the sea
+}
+
+func ExampleNewListener() {
+	route := httpsse.NewRoute()
+	mux := http.NewServeMux()
+	mux.Handle("GET /events", route)
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "the page")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(func() { route.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve(httpsse.NewListener(ln, srv))
+	url := "http://" + ln.Addr().String()
+
+	// The page: net/http serves it.
+	resp, err := http.Get(url + "/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(string(page))
+
+	// The stream: the listener serves it (Dial sends Accept: text/event-stream).
+	client, err := httpsse.Dial(url+"/events", httpsse.Reconnect(false))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	route.PublishEvent(func(w httpsse.EventWriter) error { return w.WriteData("hello") })
+
+	// Shutdown closes the Route, which sends what was published and ends the stream cleanly.
+	srv.Shutdown(context.Background())
+	for event, err := range httpsse.Events(client) {
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Println(event.EventDataCollapsed())
+	}
+	fmt.Println("ended:", client.Err())
+	// Output:
+	// the page
+	// hello
+	// ended: <nil>
 }

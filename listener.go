@@ -44,11 +44,12 @@ import (
 // ReadTimeout) bounds the reading of the request; its WriteTimeout does not apply, a [Route]
 // sets a deadline on each write itself.
 //
-// Close, which srv.Close and srv.Shutdown call, stops accepting and ends every stream it
-// serves as if its client had left: each response ends cleanly and its connection is
-// closed; the connection of a handler still running a second later is closed under it.
-// The connections are not known to srv, so srv.Shutdown does not wait for them, and it
-// needs no RegisterOnShutdown to end them.
+// Close, which srv.Close and srv.Shutdown call, stops accepting and gives the streams it
+// serves a second to end: a Route closed from srv.RegisterOnShutdown sends what was
+// published and ends them at once. Then it ends those left as if their clients had gone
+// (each response ends cleanly), and a second later closes the connection of any handler
+// still running. It returns at once: the connections are not known to srv, so
+// srv.Shutdown does not wait for them.
 func NewListener(ln net.Listener, srv *http.Server) net.Listener {
 	return &listener{
 		Listener: ln,
@@ -406,25 +407,20 @@ func (l *listener) connContext(c net.Conn) context.Context {
 	return ctx
 }
 
-// Close stops accepting, closes the connections still being read, and ends every stream as
-// if its client had left. It does not wait for the streams' handlers (net/http and
-// httptest call it holding locks that a handler's ConnState hook takes): a goroutine closes
-// the connection of any handler still running after the grace.
+// Close stops accepting and closes the connections still being read. It does not wait for
+// the streams (net/http and httptest call it holding locks that a handler's ConnState hook
+// takes): reap ends them.
 func (l *listener) Close() error {
 	l.closing.Do(func() {
 		l.mu.Lock()
 		close(l.done)
-		var streams []net.Conn
+		streams := map[net.Conn]context.CancelFunc{}
 		for c, cancel := range l.conns {
 			if cancel == nil {
 				c.Close()
-				continue
+			} else {
+				streams[c] = cancel
 			}
-			cancel()
-			// A write blocked on a client that stopped reading would hold its handler until
-			// its deadline; this one comes sooner.
-			_ = c.SetWriteDeadline(time.Now().Add(closeGrace))
-			streams = append(streams, c)
 		}
 		l.mu.Unlock()
 		l.closeErr = l.Listener.Close()
@@ -435,18 +431,37 @@ func (l *listener) Close() error {
 	return l.closeErr
 }
 
-// reap waits for the streams' handlers to return, and closes the connections of those that
-// have not after the grace.
-func (l *listener) reap(streams []net.Conn) {
+// reap gives the streams the grace to end by themselves (Routes closed from
+// RegisterOnShutdown send what was published, then end them), then ends those left as if
+// their clients had gone, with their writes cut after another grace, and after that closes
+// the connections of any handler still running.
+func (l *listener) reap(streams map[net.Conn]context.CancelFunc) {
 	ended := make(chan struct{})
 	go func() { l.streams.Wait(); close(ended) }()
-	t := time.NewTimer(closeGrace + closeGrace/2)
+	t := time.NewTimer(closeGrace)
 	defer t.Stop()
-	select {
-	case <-ended:
-	case <-t.C:
-		for _, c := range streams {
-			c.Close()
+	for step := 0; ; step++ {
+		select {
+		case <-ended:
+			return
+		case <-t.C:
 		}
+		l.mu.Lock()
+		for c, cancel := range streams {
+			if _, running := l.conns[c]; !running {
+				continue
+			}
+			if step == 0 {
+				cancel()
+				_ = c.SetWriteDeadline(time.Now().Add(closeGrace))
+			} else {
+				c.Close()
+			}
+		}
+		l.mu.Unlock()
+		if step > 0 {
+			return
+		}
+		t.Reset(closeGrace)
 	}
 }

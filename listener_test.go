@@ -248,13 +248,14 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// Shutdown ends every stream of the listener cleanly and promptly, with no
-// RegisterOnShutdown, and nothing is left behind.
+// Shutdown with the Route closed from RegisterOnShutdown ends every stream of the listener
+// cleanly and at once, after what was published, and nothing is left behind.
 func TestListenerShutdown(t *testing.T) {
 	checkNoLeaks(t)
 	route := NewRoute(WaitForSubscriber(false))
 	defer route.Close()
 	srv := &http.Server{Handler: route}
+	srv.RegisterOnShutdown(func() { route.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -272,20 +273,55 @@ func TestListenerShutdown(t *testing.T) {
 			t.Errorf("got %q", got)
 		}
 	}
+	for i := range 100 {
+		publishData(t, route, fmt.Sprint("published before shutdown ", i))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v", err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
-	waitSubscribers(t, route, 0)
 	for _, c := range clients {
+		for i := range 100 {
+			if got, want := nextData(t, c), fmt.Sprint("published before shutdown ", i); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
 		if c.Next() || c.Err() != nil {
 			t.Errorf("after Shutdown: Next true or Err %v, want a clean end", c.Err())
 		}
 	}
+	waitSubscribers(t, route, 0)
+	if d := time.Since(start); d >= closeGrace {
+		t.Errorf("the streams ended %v after Shutdown, want at once", d)
+	}
+}
+
+// Shutdown with nothing closing the Route still ends the listener's streams cleanly, after
+// the grace.
+func TestListenerShutdownWithoutHook(t *testing.T) {
+	t.Parallel() // the grace takes a second; TestMain checks for leaks
+	route := NewRoute(WaitForSubscriber(false))
+	defer route.Close()
+	srv := &http.Server{Handler: route}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(NewListener(ln, srv))
+	c := dialTest(t, "http://"+ln.Addr().String())
+	waitSubscribers(t, route, 1)
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if c.Next() || c.Err() != nil {
+		t.Errorf("after Shutdown: Next true or Err %v, want a clean end", c.Err())
+	}
+	waitSubscribers(t, route, 0)
 }
 
 // Close does not wait for a handler that ignores its request's context for longer than
@@ -310,7 +346,7 @@ func TestListenerCloseStuckHandler(t *testing.T) {
 		t.Error("the body of a stuck handler ended cleanly, want a cut")
 	}
 	if d := time.Since(start); d > 4*closeGrace {
-		t.Errorf("Close took %v", d)
+		t.Errorf("the stuck handler's connection was closed after %v", d)
 	}
 }
 
