@@ -1,6 +1,9 @@
 package httpsse
 
 import (
+	"bufio"
+	"bytes"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -212,6 +215,34 @@ func FuzzTopicsID(f *testing.F) {
 		ids, ok := parseTopicsID(form)
 		if !ok || ids[topicKey(nameA)] != idA || ids[topicKey(nameB)] != idB {
 			t.Fatalf("%q read back as %q, %v; want %q and %q", form, ids, ok, idA, idB)
+		}
+	})
+}
+
+// FuzzStreamRequest reads any bytes as NewListener reads a connection's first request: it
+// never panics, the pooled parser carries nothing from one request to the next, and a
+// request it would serve is an EventSource's GET with one valid Host.
+func FuzzStreamRequest(f *testing.F) {
+	f.Add([]byte("GET /events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\nLast-Event-ID: 7\r\n\r\n"), []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("GET http://x/y HTTP/1.1\nHost: z\nAccept: text/html, text/event-stream;q=1\n\n"), []byte("\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n"), []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		for _, p := range [][]byte{first, second} {
+			end := headerEnd(p)
+			if end == 0 {
+				continue
+			}
+			req := parseRequest(p[:end])
+			fresh, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(p[:end])))
+			if (req == nil) != (err != nil) || req != nil && (req.Method != fresh.Method || req.RequestURI != fresh.RequestURI || len(req.Header) != len(fresh.Header)) {
+				t.Fatalf("the pooled parser read %q differently from a fresh one", p[:end])
+			}
+			if req == nil || hostFields(p[:end]) != 1 || !isStreamRequest(req) {
+				continue
+			}
+			if req.Method != http.MethodGet || req.Host == "" || !acceptsEventStream(req.Header.Values("Accept")) {
+				t.Fatalf("%q would be served as a stream", p[:end])
+			}
 		}
 	})
 }

@@ -194,6 +194,9 @@ func (l *listener) readRequest(c net.Conn, buf []byte) (req *http.Request, read 
 		}
 		if end := headerEnd(read); end > 0 {
 			_ = c.SetReadDeadline(time.Time{})
+			if hostFields(read[:end]) != 1 {
+				return nil, read, nil // net/http answers 400
+			}
 			return parseRequest(read[:end]), read, nil
 		}
 		if err != nil {
@@ -262,13 +265,48 @@ func headerEnd(p []byte) int {
 	return 0
 }
 
-// isStreamRequest reports whether req is one that the listener serves itself.
+// hostFields counts the Host fields of a request's header.
+func hostFields(header []byte) int {
+	n := 0
+	for line := range bytes.Lines(header) {
+		if len(line) > 5 && bytes.EqualFold(line[:5], []byte("host:")) {
+			n++
+		}
+	}
+	return n
+}
+
+// isStreamRequest reports whether req is one that the listener serves itself: an
+// EventSource's request that net/http would take as it is. net/http answers the others,
+// malformed ones included, as it does.
 func isStreamRequest(req *http.Request) bool {
 	return req.Method == http.MethodGet && req.ProtoMajor == 1 && req.ProtoMinor == 1 &&
 		req.ContentLength == 0 && len(req.TransferEncoding) == 0 &&
 		req.Header.Get("Upgrade") == "" && req.Header.Get("Expect") == "" &&
-		acceptsEventStream(req.Header.Values("Accept"))
+		acceptsEventStream(req.Header.Values("Accept")) && validFields(req)
 }
+
+// validFields reports whether the request's Host (http.ReadRequest moves the field there)
+// is valid and no value has a control character, which net/http checks before a handler
+// sees a request.
+func validFields(req *http.Request) bool {
+	if req.Host == "" || strings.Trim(req.Host, hostChars) != "" {
+		return false
+	}
+	for _, vs := range req.Header {
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// hostChars are the bytes net/http accepts in a Host field.
+const hostChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~"
 
 // acceptsEventStream reports whether one of the Accept header's values names
 // text/event-stream, as an EventSource's request does.
