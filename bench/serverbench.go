@@ -26,15 +26,18 @@ import (
 
 // serversConfig is the servers part's configuration, from the -servers-* flags.
 type serversConfig struct {
-	names        []string
-	rounds       int
-	subs         int     // subscribers of the fan-out and latency runs
-	idle         int     // subscribers of the idle run
-	events       int     // events per fan-out run
-	pubs         []int   // publishing connections of the fan-out runs
-	rates        []int   // events a second of the latency runs
-	latSeconds   float64 // seconds of publishing per latency run
-	h2           bool
+	names      []string
+	rounds     int
+	subs       int     // subscribers of the fan-out and latency runs
+	idle       int     // subscribers of the idle run
+	events     int     // events per fan-out run
+	pubs       []int   // publishing connections of the fan-out runs
+	rates      []int   // events a second of the latency runs
+	latSeconds float64 // seconds of publishing per latency run
+	// protos are the fan-out's protocols: h1 (HTTP/1.1, which the latency runs use too),
+	// h1tls (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS), h2c (HTTP/2 in cleartext).
+	protos       []string
+	h2Client     string // the HTTP/2 subscribers' client: "raw" (h2Reader) or "net/http"
 	install      bool
 	nginxWorkers string
 }
@@ -52,7 +55,7 @@ func clientTLS([]byte) *tls.Config {
 //
 // With BENCH_SERVE_CPUPROFILE set, it writes a CPU profile of its whole life there, and with
 // BENCH_SERVE_TRACE an execution trace, both ended by the interrupt that stops it.
-func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
+func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string, h2c bool) {
 	raiseOpenFiles()
 	if n, err := strconv.Atoi(os.Getenv("BENCH_SERVE_GOMAXPROCS")); err == nil && n > 0 {
 		runtime.GOMAXPROCS(n) // for experiments: the default is the machine's CPUs
@@ -95,6 +98,11 @@ func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	errs := make(chan error, 2) // one for each listener
 	go func() {
 		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if h2c {
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
+			srv.Protocols.SetUnencryptedHTTP2(true)
+		}
 		errs <- srv.ListenAndServe()
 	}()
 	if tlsAddr != "" {
@@ -175,8 +183,9 @@ type subSet struct {
 	onSeq   atomic.Pointer[func(r, seq int)]
 }
 
-// connectSubs opens n subscriptions to p, over HTTP/2 when h2, and starts reading them.
-func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
+// connectSubs opens n subscriptions to p with the protocol proto (h2c and h2 with the
+// client h2Client), and starts reading them.
+func connectSubs(p *serverProc, n int, proto, h2Client string, bufSize int) (*subSet, error) {
 	ss := &subSet{n: n, closers: make([]func(), n), warmed: make([]bool, n)}
 	noop := func(int, int) {}
 	ss.onSeq.Store(&noop)
@@ -193,7 +202,17 @@ func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
 				if i >= n || dialErr.Load() != nil {
 					return
 				}
-				if h2 {
+				if proto == "h2c" || proto == "h2" && h2Client == "raw" {
+					hr, err := dialH2Raw(p.subAddr, p.subPath, proto == "h2", bufSize)
+					if err != nil {
+						dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
+						return
+					}
+					ss.closers[i] = func() { hr.conn.Close() }
+					bodies[i] = hr.run
+					continue
+				}
+				if proto == "h2" {
 					body, closeFn, err := dialH2Sub(p.subAddr, p.subPath)
 					if err != nil {
 						dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
@@ -214,7 +233,7 @@ func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
 					}
 					continue
 				}
-				rr, err := dialRaw(p.subAddr, p.subPath, bufSize)
+				rr, err := dialRawTLS(p.subAddr, p.subPath, bufSize, proto == "h1tls")
 				if err != nil {
 					dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
 					return
@@ -609,7 +628,10 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
 				}
 			}
-			session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+			session(k, bin, "h1", cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+				if !slices.Contains(cfg.protos, "h1") {
+					err = errors.New("h1 not in -servers-protocols") // the latency runs use it
+				}
 				fanouts(p, ss, err, "h1", "HTTP/1.1")
 				for _, rate := range cfg.rates {
 					m := fmt.Sprintf("lat %d", rate)
@@ -635,9 +657,12 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 				sr.fig(k.name, "idle base").add(base, err)
 				logf("servers round %d %s idle: %.0f B/subscriber (RSS with none %.1f MB), err %v", r+1, k.name, res, base/1e6, err)
 			}
-			if cfg.h2 && k.h2 {
-				session(k, bin, true, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-					fanouts(p, ss, err, "h2", "HTTP/2")
+			for _, proto := range cfg.protos {
+				if proto == "h1" || proto == "h2c" && !k.h2c {
+					continue
+				}
+				session(k, bin, proto, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+					fanouts(p, ss, err, proto, protoLabel(proto))
 				})
 			}
 		}
@@ -668,22 +693,22 @@ func usPer(d time.Duration, n int64) float64 {
 
 func ms64(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// session starts k's server, connects n subscribers (over HTTP/2 when h2) and warms them up,
-// calls fn, and stops everything. fn gets the error instead when any step failed.
-func session(k *serverKind, bin string, h2 bool, n int, cfg *serversConfig, fn func(*serverProc, *subSet, error)) {
+// session starts k's server, connects n subscribers with the protocol proto and warms them
+// up, calls fn, and stops everything. fn gets the error instead when any step failed.
+func session(k *serverKind, bin string, proto string, n int, cfg *serversConfig, fn func(*serverProc, *subSet, error)) {
 	dir, err := os.MkdirTemp("", "bench-"+strings.ReplaceAll(k.name, "+", "-"))
 	if err != nil {
 		fn(nil, nil, err)
 		return
 	}
 	defer os.RemoveAll(dir)
-	p, err := k.start(bin, dir, h2, cfg)
+	p, err := k.start(bin, dir, proto, cfg)
 	if err != nil {
 		fn(nil, nil, fmt.Errorf("start: %w", err))
 		return
 	}
 	defer p.stop()
-	ss, err := connectSubs(p, n, h2, 64<<10)
+	ss, err := connectSubs(p, n, proto, cfg.h2Client, 64<<10)
 	if err != nil {
 		fn(nil, nil, err)
 		return
@@ -707,7 +732,7 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	p, err := k.start(bin, dir, false, cfg)
+	p, err := k.start(bin, dir, "h1", cfg)
 	if err != nil {
 		return 0, 0, fmt.Errorf("start: %w", err)
 	}
@@ -723,7 +748,7 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 	if err != nil {
 		return 0, 0, err
 	}
-	ss, err := connectSubs(p, cfg.idle, false, 4<<10)
+	ss, err := connectSubs(p, cfg.idle, "h1", "", 4<<10)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -770,8 +795,8 @@ func (sr *serverResults) vsBest(name, measure string, higher bool) string {
 
 // printServers prints the servers part; it fails when httpsse failed a run.
 func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bool) {
-	fmt.Fprintf(w, "## Against the servers\n\nEach server in processes of its own on 127.0.0.1, set up by the bench; every event (about 100 bytes of JSON) published with one HTTP POST over a keep-alive connection; %d subscribers read by this process (HTTP/1.1: the raw reader of the fan-out test; HTTP/2: net/http's client, one TLS connection per subscriber). Each figure is min / median / max over %d rounds; \"vs best other\" divides the median by the best median of the other servers in this run. Server CPU is utime+stime of the server's processes (/proc/PID/stat, nginx's master and workers together); bench CPU is this process's (readers and publishers). Load average (1, 5, 15 min) at the start → end of each round: %s.\n\n",
-		cfg.subs, cfg.rounds, strings.Join(sr.loads, "; "))
+	fmt.Fprintf(w, "## Against the servers\n\nEach server in processes of its own on 127.0.0.1, set up by the bench; every event (about 100 bytes of JSON) published with one HTTP POST over a keep-alive connection; %d subscribers read by this process, each on a connection of its own (HTTP/1.1: the raw reader of the fan-out test, cleartext, or over TLS for \"HTTP/1.1 TLS\"; HTTP/2: %s, over TLS, or cleartext with prior knowledge for \"HTTP/2 h2c\"). Each figure is min / median / max over %d rounds; \"vs best other\" divides the median by the best median of the other servers in this run. Server CPU is utime+stime of the server's processes (/proc/PID/stat, nginx's master and workers together); bench CPU is this process's (readers and publishers). Load average (1, 5, 15 min) at the start → end of each round: %s.\n\n",
+		cfg.subs, h2ClientLabel(cfg.h2Client), cfg.rounds, strings.Join(sr.loads, "; "))
 	fmt.Fprintf(w, "| server | version and setup |\n|---|---|\n")
 	for _, n := range sr.names {
 		fmt.Fprintf(w, "| %s | %s |\n", n, strings.ReplaceAll(sr.versions[n], "|", "/"))
@@ -780,10 +805,7 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 
 	fmt.Fprintf(w, "### Fan-out\n\n%d events per run, published over P keep-alive connections at once, each as fast as the server answers; deliveries/s from the first POST to the last delivery. A run with an event missing is a failure.\n\n", cfg.events)
 	fmt.Fprintf(w, "| protocol | P | server | deliveries/s | vs best other | server CPU µs/delivery | vs best other | bench CPU µs/delivery |\n|---|--:|---|--:|--:|--:|--:|--:|\n")
-	for _, proto := range []string{"h1", "h2"} {
-		if proto == "h2" && !cfg.h2 {
-			continue
-		}
+	for _, proto := range cfg.protos {
 		for _, pubs := range cfg.pubs {
 			m := fmt.Sprintf("fan %s %d", proto, pubs)
 			for _, n := range sr.names {
@@ -803,18 +825,22 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 		}
 	}
 	fmt.Fprintln(w)
-	if cfg.h2 {
-		fmt.Fprintf(w, "HTTP/2 against HTTP/1.1, the same server in the same run (median deliveries/s): ")
+	for _, proto := range cfg.protos {
+		if proto == "h1" {
+			continue
+		}
 		var parts []string
 		for _, n := range sr.names {
 			for _, pubs := range cfg.pubs {
-				h1, h2 := sr.get(n, fmt.Sprintf("fan h1 %d", pubs)), sr.get(n, fmt.Sprintf("fan h2 %d", pubs))
-				if h1.usable() && h2.usable() {
-					parts = append(parts, fmt.Sprintf("%s P=%d %.2f×", n, pubs, h2.med()/h1.med()))
+				h1, other := sr.get(n, fmt.Sprintf("fan h1 %d", pubs)), sr.get(n, fmt.Sprintf("fan %s %d", proto, pubs))
+				if h1.usable() && other.usable() {
+					parts = append(parts, fmt.Sprintf("%s P=%d %.2f×", n, pubs, other.med()/h1.med()))
 				}
 			}
 		}
-		fmt.Fprintf(w, "%s.\n\n", strings.Join(parts, ", "))
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s against HTTP/1.1, the same server in the same run (median deliveries/s): %s.\n\n", protoLabel(proto), strings.Join(parts, ", "))
+		}
 	}
 
 	fmt.Fprintf(w, "### Latency\n\nOne publishing connection at a steady R events a second for %.0f s, %d subscribers over HTTP/1.1; each figure is the time from the start of an event's POST to its arrival, over every subscriber and event of a round (min / median / max of the rounds' figures). \"reached\" is the publishing rate achieved.\n\n", cfg.latSeconds, cfg.subs)
@@ -861,9 +887,21 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 	return failed
 }
 
+func h2ClientLabel(c string) string {
+	if c == "net/http" {
+		return "net/http's client"
+	}
+	return "a raw reader of frames (golang.org/x/net/http2's Framer)"
+}
+
 func protoLabel(p string) string {
-	if p == "h2" {
+	switch p {
+	case "h1tls":
+		return "HTTP/1.1 TLS"
+	case "h2":
 		return "HTTP/2"
+	case "h2c":
+		return "HTTP/2 h2c"
 	}
 	return "HTTP/1.1"
 }
