@@ -628,10 +628,14 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
 				}
 			}
-			session(k, bin, "h1", cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-				if !slices.Contains(cfg.protos, "h1") {
-					err = errors.New("h1 not in -servers-protocols") // the latency runs use it
+			// HTTP/1.1, which the latency runs use too; left out, for experiments, when
+			// -servers-protocols has no h1.
+			h1 := func(fn func(*serverProc, *subSet, error)) {
+				if slices.Contains(cfg.protos, "h1") {
+					session(k, bin, "h1", cfg.subs, cfg, fn)
 				}
+			}
+			h1(func(p *serverProc, ss *subSet, err error) {
 				fanouts(p, ss, err, "h1", "HTTP/1.1")
 				for _, rate := range cfg.rates {
 					m := fmt.Sprintf("lat %d", rate)
