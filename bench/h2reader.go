@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -26,6 +27,7 @@ type h2Reader struct {
 	fr       *http2.Framer
 	unsent   uint32 // bytes consumed that no WINDOW_UPDATE has given back yet
 	streamID uint32
+	frames   *atomic.Int64 // when not nil, counts the DATA frames with data: one per flush
 }
 
 // h2Window is the flow-control window that the reader gives the server, for its stream and
@@ -119,6 +121,9 @@ func (h *h2Reader) run(onData func([]byte)) error {
 				continue
 			}
 			if p := f.Data(); len(p) > 0 {
+				if h.frames != nil {
+					h.frames.Add(1)
+				}
 				onData(p) // valid until the next ReadFrame
 			}
 			if f.StreamEnded() {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,9 @@ type rawReader struct {
 	conn net.Conn
 	br   *bufio.Reader
 	scan eventScanner
+	// chunks, when not nil, counts the chunks of a chunked response: one for each write
+	// (with its flush) of the server's handler.
+	chunks *atomic.Int64
 }
 
 // dialRaw connects to addr and sends the request. The response is read by run.
@@ -105,6 +109,9 @@ func (rr *rawReader) run(onData func([]byte)) error {
 		}
 		if size == 0 {
 			return io.EOF // the server ended the response
+		}
+		if rr.chunks != nil {
+			rr.chunks.Add(1)
 		}
 		for size > 0 {
 			p, err := rr.next(int(size))

@@ -181,6 +181,9 @@ type subSet struct {
 	ended   atomic.Int64
 	firstEr atomic.Pointer[error] // the first reader's error
 	onSeq   atomic.Pointer[func(r, seq int)]
+	// writes counts the server's writes that the readers saw: chunks of HTTP/1.1 responses,
+	// DATA frames of HTTP/2 ones (not with net/http's client, which hides them).
+	writes atomic.Int64
 }
 
 // connectSubs opens n subscriptions to p with the protocol proto (h2c and h2 with the
@@ -208,6 +211,7 @@ func connectSubs(p *serverProc, n int, proto, h2Client string, bufSize int) (*su
 						dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
 						return
 					}
+					hr.frames = &ss.writes
 					ss.closers[i] = func() { hr.conn.Close() }
 					bodies[i] = hr.run
 					continue
@@ -238,6 +242,7 @@ func connectSubs(p *serverProc, n int, proto, h2Client string, bufSize int) (*su
 					dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
 					return
 				}
+				rr.chunks = &ss.writes
 				ss.closers[i] = func() { rr.conn.Close() }
 				bodies[i] = rr.run
 			}
@@ -330,6 +335,7 @@ type serverFanout struct {
 	seconds    float64
 	cpu        time.Duration // the server's processes
 	benchCPU   time.Duration // this process: readers and publishers
+	writes     int64         // the server's writes that the readers saw; 0 when unknown
 	lost       int64
 	err        error
 }
@@ -379,7 +385,7 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 		res.err = err
 		return res
 	}
-	start, bench0 := time.Now(), cpuTime()
+	start, bench0, writes0 := time.Now(), cpuTime(), ss.writes.Load()
 	var pubErr atomic.Pointer[error] // the first publisher's error
 	for k, pb := range pbs {
 		go func() {
@@ -403,6 +409,7 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 	}
 	st1, err := readProcStats(p.pid())
 	res.benchCPU = cpuTime() - bench0
+	res.writes = ss.writes.Load() - writes0
 	if err != nil {
 		res.err = err
 		return res
@@ -624,8 +631,8 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 					}
 					res := runServerFanout(p, ss, nextBase(evs), evs, pubs)
 					recordFanout(sr, k.name, m, res)
-					logf("servers round %d %s %s %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, err %v",
-						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
+					logf("servers round %d %s %s %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, %.2f deliveries/write, err %v",
+						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), perWrite(res), res.err)
 				}
 			}
 			// HTTP/1.1, which the latency runs use too; left out, for experiments, when
@@ -679,6 +686,18 @@ func recordFanout(sr *serverResults, name, m string, res serverFanout) {
 	sr.fig(name, m).add(perSec(res), res.err)
 	sr.fig(name, m+" cpu").add(usPer(res.cpu, res.deliveries), res.err)
 	sr.fig(name, m+" bench").add(usPer(res.benchCPU, res.deliveries), res.err)
+	if res.writes > 0 {
+		sr.fig(name, m+" per write").add(perWrite(res), res.err)
+	}
+}
+
+// perWrite is the deliveries per write of the server that the readers saw: how much the
+// server coalesced (0 when unknown).
+func perWrite(res serverFanout) float64 {
+	if res.writes == 0 {
+		return 0
+	}
+	return float64(res.deliveries) / float64(res.writes)
 }
 
 func perSec(res serverFanout) float64 {
@@ -807,8 +826,8 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 	}
 	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "### Fan-out\n\n%d events per run, published over P keep-alive connections at once, each as fast as the server answers; deliveries/s from the first POST to the last delivery. A run with an event missing is a failure.\n\n", cfg.events)
-	fmt.Fprintf(w, "| protocol | P | server | deliveries/s | vs best other | server CPU µs/delivery | vs best other | bench CPU µs/delivery |\n|---|--:|---|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "### Fan-out\n\n%d events per run, published over P keep-alive connections at once, each as fast as the server answers; deliveries/s from the first POST to the last delivery. A run with an event missing is a failure. Deliveries/write is how many events the server sent in each write, as the readers saw them (HTTP/1.1 chunks, HTTP/2 DATA frames; not with net/http's client).\n\n", cfg.events)
+	fmt.Fprintf(w, "| protocol | P | server | deliveries/s | vs best other | server CPU µs/delivery | vs best other | bench CPU µs/delivery | deliveries/write |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, proto := range cfg.protos {
 		for _, pubs := range cfg.pubs {
 			m := fmt.Sprintf("fan %s %d", proto, pubs)
@@ -823,8 +842,8 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 				if n == subject && len(f.errs) > 0 {
 					failed = true
 				}
-				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", protoLabel(proto), pubs, n, f.spread("%.0f"), sr.vsBest(n, m, true),
-					sr.get(n, m+" cpu").spread("%.2f"), sr.vsBest(n, m+" cpu", false), sr.get(n, m+" bench").spread("%.2f"))
+				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", protoLabel(proto), pubs, n, f.spread("%.0f"), sr.vsBest(n, m, true),
+					sr.get(n, m+" cpu").spread("%.2f"), sr.vsBest(n, m+" cpu", false), sr.get(n, m+" bench").spread("%.2f"), sr.get(n, m+" per write").spread("%.2f"))
 			}
 		}
 	}
