@@ -8,6 +8,7 @@
 //
 //	go run . [-quick] [-rounds 3] [-svg ../docs/fanout.svg]
 //	go run . -only servers [-servers httpsse,nginx+nchan,centrifugo,mercure] [-rounds 3]
+//	go run . -only servers [-servers-protocols h1,h1tls,h2,h2c] [-servers-h2-client raw|net/http]
 package main
 
 import (
