@@ -13,5 +13,6 @@ require (
 
 require (
 	github.com/reiver/go-httpsse v0.0.0-00010101000000-000000000000
-	golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
+	golang.org/x/net v0.57.0
+	golang.org/x/text v0.40.0 // indirect
 )

@@ -8,6 +8,7 @@
 //
 //	go run . [-quick] [-rounds 3] [-svg ../docs/fanout.svg]
 //	go run . -only servers [-servers httpsse,nginx+nchan,centrifugo,mercure] [-rounds 3]
+//	go run . -only servers [-servers-protocols h1,h1tls,h2,h2c] [-servers-h2-client raw|net/http]
 package main
 
 import (
@@ -51,6 +52,7 @@ func main() {
 		serveTLSAddr = flag.String("serve-tls-addr", "", "internal: -serve-httpsse's TLS address")
 		serveCert    = flag.String("serve-cert", "", "internal: -serve-httpsse's TLS certificate")
 		serveKey     = flag.String("serve-key", "", "internal: -serve-httpsse's TLS key")
+		serveH2C     = flag.Bool("serve-h2c", false, "internal: -serve-httpsse's cleartext listener also serves HTTP/2 with prior knowledge (h2c)")
 		srvNames     = flag.String("servers", "", "servers part (-only servers): only these servers, comma-separated, of httpsse, nginx+nchan, centrifugo, mercure (default all)")
 		srvSubs      = flag.Int("servers-subs", 1000, "servers part: subscribers of the fan-out and latency runs")
 		srvIdle      = flag.Int("servers-idle", 5000, "servers part: subscribers of the idle-memory run (0: none)")
@@ -58,13 +60,15 @@ func main() {
 		srvPubs      = flag.String("servers-pubs", "1,4", "servers part: publishing connections of the fan-out runs, comma-separated")
 		srvRates     = flag.String("servers-rates", "50,100", "servers part: events a second of the latency runs, comma-separated")
 		srvLatSecs   = flag.Float64("servers-latency-seconds", 10, "servers part: seconds of publishing per latency run")
-		srvH2        = flag.Bool("servers-h2", true, "servers part: also fan out over HTTP/2 (TLS)")
+		srvH2        = flag.Bool("servers-h2", true, "servers part: also fan out over HTTP/2 (TLS); false drops h2 from -servers-protocols")
+		srvProtos    = flag.String("servers-protocols", "h1,h2", "servers part: the fan-out's protocols, comma-separated, of h1 (HTTP/1.1), h1tls (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS), h2c (HTTP/2 cleartext, prior knowledge; httpsse and nginx+nchan)")
+		srvH2Client  = flag.String("servers-h2-client", "raw", "servers part: the HTTP/2 subscribers' client: raw (a Framer of golang.org/x/net in the subscriber's goroutine, as the HTTP/1.1 reader is raw) or net/http")
 		srvInstall   = flag.Bool("servers-install", true, "servers part: install what is missing (apt-get for nginx and nchan, go install for Centrifugo)")
 		nginxWorkers = flag.String("nginx-workers", "auto", "servers part: nginx's worker_processes (auto: one per CPU, as Debian's nginx.conf has it)")
 	)
 	flag.Parse()
 	if *serveFlag {
-		serveHTTPSSE(*serveAddr, *serveTLSAddr, *serveCert, *serveKey)
+		serveHTTPSSE(*serveAddr, *serveTLSAddr, *serveCert, *serveKey, *serveH2C)
 		return
 	}
 	if *childFlag {
@@ -163,7 +167,21 @@ func main() {
 	}
 	if slices.Contains(tests, "servers") { // not in the default -only: see servers.go
 		cfg := &serversConfig{rounds: *rounds, subs: *srvSubs, idle: *srvIdle, events: *srvEvents, latSeconds: *srvLatSecs,
-			h2: *srvH2, install: *srvInstall, nginxWorkers: *nginxWorkers}
+			install: *srvInstall, nginxWorkers: *nginxWorkers, h2Client: *srvH2Client}
+		for _, p := range strings.Split(*srvProtos, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains([]string{"h1", "h1tls", "h2", "h2c"}, p) {
+				fmt.Fprintf(os.Stderr, "bench: bad -servers-protocols %q\n", *srvProtos)
+				os.Exit(2)
+			}
+			if p != "h2" || *srvH2 {
+				cfg.protos = append(cfg.protos, p)
+			}
+		}
+		if *srvH2Client != "raw" && *srvH2Client != "net/http" {
+			fmt.Fprintf(os.Stderr, "bench: bad -servers-h2-client %q\n", *srvH2Client)
+			os.Exit(2)
+		}
 		if *srvNames != "" {
 			cfg.names = strings.Split(*srvNames, ",")
 		}

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,13 +21,33 @@ type rawReader struct {
 	conn net.Conn
 	br   *bufio.Reader
 	scan eventScanner
+	// chunks, when not nil, counts the chunks of a chunked response: one for each write
+	// (with its flush) of the server's handler.
+	chunks *atomic.Int64
 }
 
 // dialRaw connects to addr and sends the request. The response is read by run.
 func dialRaw(addr, path string, bufSize int) (*rawReader, error) {
+	return dialRawTLS(addr, path, bufSize, false)
+}
+
+// dialRawTLS is dialRaw, over TLS (with ALPN "http/1.1") when useTLS.
+func dialRawTLS(addr, path string, bufSize int, useTLS bool) (*rawReader, error) {
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
+	}
+	if useTLS {
+		cfg := clientTLS(nil)
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(conn, cfg)
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		_ = tc.SetDeadline(time.Time{})
+		conn = tc
 	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
@@ -87,6 +109,9 @@ func (rr *rawReader) run(onData func([]byte)) error {
 		}
 		if size == 0 {
 			return io.EOF // the server ended the response
+		}
+		if rr.chunks != nil {
+			rr.chunks.Add(1)
 		}
 		for size > 0 {
 			p, err := rr.next(int(size))

@@ -28,15 +28,18 @@ import (
 
 // serversConfig is the servers part's configuration, from the -servers-* flags.
 type serversConfig struct {
-	names        []string
-	rounds       int
-	subs         int     // subscribers of the fan-out and latency runs
-	idle         int     // subscribers of the idle run
-	events       int     // events per fan-out run
-	pubs         []int   // publishing connections of the fan-out runs
-	rates        []int   // events a second of the latency runs
-	latSeconds   float64 // seconds of publishing per latency run
-	h2           bool
+	names      []string
+	rounds     int
+	subs       int     // subscribers of the fan-out and latency runs
+	idle       int     // subscribers of the idle run
+	events     int     // events per fan-out run
+	pubs       []int   // publishing connections of the fan-out runs
+	rates      []int   // events a second of the latency runs
+	latSeconds float64 // seconds of publishing per latency run
+	// protos are the fan-out's protocols: h1 (HTTP/1.1, which the latency runs use too),
+	// h1tls (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS), h2c (HTTP/2 in cleartext).
+	protos       []string
+	h2Client     string // the HTTP/2 subscribers' client: "raw" (h2Reader) or "net/http"
 	install      bool
 	nginxWorkers string
 }
@@ -54,7 +57,7 @@ func clientTLS([]byte) *tls.Config {
 //
 // With BENCH_SERVE_CPUPROFILE set, it writes a CPU profile of its whole life there, and with
 // BENCH_SERVE_TRACE an execution trace, both ended by the interrupt that stops it.
-func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
+func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string, h2c bool) {
 	raiseOpenFiles()
 	if os.Getenv("BENCH_SERVE_HEAPPROFILE") != "" {
 		runtime.MemProfileRate = 1
@@ -109,13 +112,19 @@ func serveHTTPSSE(addr, tlsAddr, certFile, keyFile string) {
 	errs := make(chan error, 2) // one for each listener
 	go func() {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if h2c {
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
+			srv.Protocols.SetUnencryptedHTTP2(true)
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			errs <- err
 			return
 		}
-		// The listener of httpsse's own serves the event streams, net/http the rest (the
-		// publishes); BENCH_SERVE_NETHTTP=1 leaves them all to net/http, for comparison.
+		// The listener of httpsse's own serves the HTTP/1.1 event streams, net/http the rest
+		// (the publishes, h2c); BENCH_SERVE_NETHTTP=1 leaves them all to net/http, for
+		// comparison.
 		if os.Getenv("BENCH_SERVE_NETHTTP") == "" {
 			ln = httpsse.NewListener(ln, srv)
 		}
@@ -197,10 +206,14 @@ type subSet struct {
 	ended   atomic.Int64
 	firstEr atomic.Pointer[error] // the first reader's error
 	onSeq   atomic.Pointer[func(r, seq int)]
+	// writes counts the server's writes that the readers saw: chunks of HTTP/1.1 responses,
+	// DATA frames of HTTP/2 ones (not with net/http's client, which hides them).
+	writes atomic.Int64
 }
 
-// connectSubs opens n subscriptions to p, over HTTP/2 when h2, and starts reading them.
-func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
+// connectSubs opens n subscriptions to p with the protocol proto (h2c and h2 with the
+// client h2Client), and starts reading them.
+func connectSubs(p *serverProc, n int, proto, h2Client string, bufSize int) (*subSet, error) {
 	ss := &subSet{n: n, closers: make([]func(), n), warmed: make([]bool, n)}
 	noop := func(int, int) {}
 	ss.onSeq.Store(&noop)
@@ -217,7 +230,18 @@ func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
 				if i >= n || dialErr.Load() != nil {
 					return
 				}
-				if h2 {
+				if proto == "h2c" || proto == "h2" && h2Client == "raw" {
+					hr, err := dialH2Raw(p.subAddr, p.subPath, proto == "h2", bufSize)
+					if err != nil {
+						dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
+						return
+					}
+					hr.frames = &ss.writes
+					ss.closers[i] = func() { hr.conn.Close() }
+					bodies[i] = hr.run
+					continue
+				}
+				if proto == "h2" {
 					body, closeFn, err := dialH2Sub(p.subAddr, p.subPath)
 					if err != nil {
 						dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
@@ -238,11 +262,12 @@ func connectSubs(p *serverProc, n int, h2 bool, bufSize int) (*subSet, error) {
 					}
 					continue
 				}
-				rr, err := dialRaw(p.subAddr, p.subPath, bufSize)
+				rr, err := dialRawTLS(p.subAddr, p.subPath, bufSize, proto == "h1tls")
 				if err != nil {
 					dialErr.Store(fmt.Errorf("subscriber %d: %w", i, err))
 					return
 				}
+				rr.chunks = &ss.writes
 				ss.closers[i] = func() { rr.conn.Close() }
 				bodies[i] = rr.run
 			}
@@ -335,6 +360,7 @@ type serverFanout struct {
 	seconds    float64
 	cpu        time.Duration // the server's processes
 	benchCPU   time.Duration // this process: readers and publishers
+	writes     int64         // the server's writes that the readers saw; 0 when unknown
 	lost       int64
 	err        error
 }
@@ -384,7 +410,7 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 		res.err = err
 		return res
 	}
-	start, bench0 := time.Now(), cpuTime()
+	start, bench0, writes0 := time.Now(), cpuTime(), ss.writes.Load()
 	var pubErr atomic.Pointer[error] // the first publisher's error
 	for k, pb := range pbs {
 		go func() {
@@ -408,6 +434,7 @@ func runServerFanout(p *serverProc, ss *subSet, base, evs, pubs int) (res server
 	}
 	st1, err := readProcStats(p.pid())
 	res.benchCPU = cpuTime() - bench0
+	res.writes = ss.writes.Load() - writes0
 	if err != nil {
 		res.err = err
 		return res
@@ -629,31 +656,36 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 					}
 					res := runServerFanout(p, ss, nextBase(evs), evs, pubs)
 					recordFanout(sr, k.name, m, res)
-					logf("servers round %d %s %s %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, err %v",
-						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), res.err)
+					logf("servers round %d %s %s %d publishing: %.0f deliveries/s, %.2f µs CPU/delivery, bench %.2f µs/delivery, %.2f deliveries/write, err %v",
+						r+1, k.name, label, pubs, perSec(res), usPer(res.cpu, res.deliveries), usPer(res.benchCPU, res.deliveries), perWrite(res), res.err)
 				}
 			}
-			if cfg.subs > 0 && len(cfg.pubs)+len(cfg.rates) > 0 {
-				session(k, bin, false, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-					fanouts(p, ss, err, "h1", "HTTP/1.1")
-					for _, rate := range cfg.rates {
-						m := fmt.Sprintf("lat %d", rate)
-						if err != nil {
-							sr.fig(k.name, m+" p50").add(0, err)
-							continue
-						}
-						n := max(2, int(float64(rate)*cfg.latSeconds))
-						res := runServerLatency(p, ss, nextBase(n), n, rate)
-						sr.fig(k.name, m+" p50").add(ms64(res.p50), res.err)
-						sr.fig(k.name, m+" p99").add(ms64(res.p99), res.err)
-						sr.fig(k.name, m+" max").add(ms64(res.max), res.err)
-						sr.fig(k.name, m+" rate").add(res.rate, res.err)
-						sr.fig(k.name, m+" cpu").add(usPer(res.cpu, res.received), res.err)
-						logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, %.1f µs CPU/delivery, err %v",
-							r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, usPer(res.cpu, res.received), res.err)
-					}
-				})
+			// HTTP/1.1, which the latency runs use too; left out, for experiments, when
+			// -servers-protocols has no h1 or there is nothing to run.
+			h1 := func(fn func(*serverProc, *subSet, error)) {
+				if slices.Contains(cfg.protos, "h1") && cfg.subs > 0 && len(cfg.pubs)+len(cfg.rates) > 0 {
+					session(k, bin, "h1", cfg.subs, cfg, fn)
+				}
 			}
+			h1(func(p *serverProc, ss *subSet, err error) {
+				fanouts(p, ss, err, "h1", "HTTP/1.1")
+				for _, rate := range cfg.rates {
+					m := fmt.Sprintf("lat %d", rate)
+					if err != nil {
+						sr.fig(k.name, m+" p50").add(0, err)
+						continue
+					}
+					n := max(2, int(float64(rate)*cfg.latSeconds))
+					res := runServerLatency(p, ss, nextBase(n), n, rate)
+					sr.fig(k.name, m+" p50").add(ms64(res.p50), res.err)
+					sr.fig(k.name, m+" p99").add(ms64(res.p99), res.err)
+					sr.fig(k.name, m+" max").add(ms64(res.max), res.err)
+					sr.fig(k.name, m+" rate").add(res.rate, res.err)
+					sr.fig(k.name, m+" cpu").add(usPer(res.cpu, res.received), res.err)
+					logf("servers round %d %s latency %d/s (reached %.1f/s): median %v p99 %v max %v, %.1f µs CPU/delivery, err %v",
+						r+1, k.name, rate, res.rate, res.p50, res.p99, res.max, usPer(res.cpu, res.received), res.err)
+				}
+			})
 			// Idle memory: a fresh server, its RSS with no subscriber, then with cfg.idle.
 			if cfg.idle > 0 {
 				res, base, err := runServerIdle(k, bin, cfg)
@@ -661,9 +693,12 @@ func runServers(cfg *serversConfig, logf func(string, ...any)) *serverResults {
 				sr.fig(k.name, "idle base").add(base, err)
 				logf("servers round %d %s idle: %.0f B/subscriber (RSS with none %.1f MB), err %v", r+1, k.name, res, base/1e6, err)
 			}
-			if cfg.h2 && k.h2 && cfg.subs > 0 && len(cfg.pubs) > 0 {
-				session(k, bin, true, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
-					fanouts(p, ss, err, "h2", "HTTP/2")
+			for _, proto := range cfg.protos {
+				if proto == "h1" || proto == "h2c" && !k.h2c || cfg.subs == 0 || len(cfg.pubs) == 0 {
+					continue
+				}
+				session(k, bin, proto, cfg.subs, cfg, func(p *serverProc, ss *subSet, err error) {
+					fanouts(p, ss, err, proto, protoLabel(proto))
 				})
 			}
 		}
@@ -676,6 +711,18 @@ func recordFanout(sr *serverResults, name, m string, res serverFanout) {
 	sr.fig(name, m).add(perSec(res), res.err)
 	sr.fig(name, m+" cpu").add(usPer(res.cpu, res.deliveries), res.err)
 	sr.fig(name, m+" bench").add(usPer(res.benchCPU, res.deliveries), res.err)
+	if res.writes > 0 {
+		sr.fig(name, m+" per write").add(perWrite(res), res.err)
+	}
+}
+
+// perWrite is the deliveries per write of the server that the readers saw: how much the
+// server coalesced (0 when unknown).
+func perWrite(res serverFanout) float64 {
+	if res.writes == 0 {
+		return 0
+	}
+	return float64(res.deliveries) / float64(res.writes)
 }
 
 func perSec(res serverFanout) float64 {
@@ -694,22 +741,22 @@ func usPer(d time.Duration, n int64) float64 {
 
 func ms64(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// session starts k's server, connects n subscribers (over HTTP/2 when h2) and warms them up,
-// calls fn, and stops everything. fn gets the error instead when any step failed.
-func session(k *serverKind, bin string, h2 bool, n int, cfg *serversConfig, fn func(*serverProc, *subSet, error)) {
+// session starts k's server, connects n subscribers with the protocol proto and warms them
+// up, calls fn, and stops everything. fn gets the error instead when any step failed.
+func session(k *serverKind, bin string, proto string, n int, cfg *serversConfig, fn func(*serverProc, *subSet, error)) {
 	dir, err := os.MkdirTemp("", "bench-"+strings.ReplaceAll(k.name, "+", "-"))
 	if err != nil {
 		fn(nil, nil, err)
 		return
 	}
 	defer os.RemoveAll(dir)
-	p, err := k.start(bin, dir, h2, cfg)
+	p, err := k.start(bin, dir, proto, cfg)
 	if err != nil {
 		fn(nil, nil, fmt.Errorf("start: %w", err))
 		return
 	}
 	defer p.stop()
-	ss, err := connectSubs(p, n, h2, 64<<10)
+	ss, err := connectSubs(p, n, proto, cfg.h2Client, 64<<10)
 	if err != nil {
 		fn(nil, nil, err)
 		return
@@ -733,7 +780,7 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	p, err := k.start(bin, dir, false, cfg)
+	p, err := k.start(bin, dir, "h1", cfg)
 	if err != nil {
 		return 0, 0, fmt.Errorf("start: %w", err)
 	}
@@ -749,7 +796,7 @@ func runServerIdle(k *serverKind, bin string, cfg *serversConfig) (perSub, base 
 	if err != nil {
 		return 0, 0, err
 	}
-	ss, err := connectSubs(p, cfg.idle, false, 4<<10)
+	ss, err := connectSubs(p, cfg.idle, "h1", "", 4<<10)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -800,20 +847,17 @@ func (sr *serverResults) vsBest(name, measure string, higher bool) string {
 
 // printServers prints the servers part; it fails when httpsse failed a run.
 func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bool) {
-	fmt.Fprintf(w, "## Against the servers\n\nEach server in processes of its own on 127.0.0.1, set up by the bench; every event (about 100 bytes of JSON) published with one HTTP POST over a keep-alive connection; %d subscribers read by this process (HTTP/1.1: the raw reader of the fan-out test; HTTP/2: net/http's client, one TLS connection per subscriber). Each figure is min / median / max over %d rounds; \"vs best other\" divides the median by the best median of the other servers in this run. Server CPU is utime+stime of the server's processes (/proc/PID/stat, nginx's master and workers together); bench CPU is this process's (readers and publishers). Load average (1, 5, 15 min) at the start → end of each round: %s.\n\n",
-		cfg.subs, cfg.rounds, strings.Join(sr.loads, "; "))
+	fmt.Fprintf(w, "## Against the servers\n\nEach server in processes of its own on 127.0.0.1, set up by the bench; every event (about 100 bytes of JSON) published with one HTTP POST over a keep-alive connection; %d subscribers read by this process, each on a connection of its own (HTTP/1.1: the raw reader of the fan-out test, cleartext, or over TLS for \"HTTP/1.1 TLS\"; HTTP/2: %s, over TLS, or cleartext with prior knowledge for \"HTTP/2 h2c\"). Each figure is min / median / max over %d rounds; \"vs best other\" divides the median by the best median of the other servers in this run. Server CPU is utime+stime of the server's processes (/proc/PID/stat, nginx's master and workers together); bench CPU is this process's (readers and publishers). Load average (1, 5, 15 min) at the start → end of each round: %s.\n\n",
+		cfg.subs, h2ClientLabel(cfg.h2Client), cfg.rounds, strings.Join(sr.loads, "; "))
 	fmt.Fprintf(w, "| server | version and setup |\n|---|---|\n")
 	for _, n := range sr.names {
 		fmt.Fprintf(w, "| %s | %s |\n", n, strings.ReplaceAll(sr.versions[n], "|", "/"))
 	}
 	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "### Fan-out\n\n%d events per run, published over P keep-alive connections at once, each as fast as the server answers; deliveries/s from the first POST to the last delivery. A run with an event missing is a failure.\n\n", cfg.events)
-	fmt.Fprintf(w, "| protocol | P | server | deliveries/s | vs best other | server CPU µs/delivery | vs best other | bench CPU µs/delivery |\n|---|--:|---|--:|--:|--:|--:|--:|\n")
-	for _, proto := range []string{"h1", "h2"} {
-		if proto == "h2" && !cfg.h2 {
-			continue
-		}
+	fmt.Fprintf(w, "### Fan-out\n\n%d events per run, published over P keep-alive connections at once, each as fast as the server answers; deliveries/s from the first POST to the last delivery. A run with an event missing is a failure. Deliveries/write is how many events the server sent in each write, as the readers saw them (HTTP/1.1 chunks, HTTP/2 DATA frames; not with net/http's client).\n\n", cfg.events)
+	fmt.Fprintf(w, "| protocol | P | server | deliveries/s | vs best other | server CPU µs/delivery | vs best other | bench CPU µs/delivery | deliveries/write |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, proto := range cfg.protos {
 		for _, pubs := range cfg.pubs {
 			m := fmt.Sprintf("fan %s %d", proto, pubs)
 			for _, n := range sr.names {
@@ -827,24 +871,28 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 				if n == subject && len(f.errs) > 0 {
 					failed = true
 				}
-				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", protoLabel(proto), pubs, n, f.spread("%.0f"), sr.vsBest(n, m, true),
-					sr.get(n, m+" cpu").spread("%.2f"), sr.vsBest(n, m+" cpu", false), sr.get(n, m+" bench").spread("%.2f"))
+				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", protoLabel(proto), pubs, n, f.spread("%.0f"), sr.vsBest(n, m, true),
+					sr.get(n, m+" cpu").spread("%.2f"), sr.vsBest(n, m+" cpu", false), sr.get(n, m+" bench").spread("%.2f"), sr.get(n, m+" per write").spread("%.2f"))
 			}
 		}
 	}
 	fmt.Fprintln(w)
-	if cfg.h2 {
-		fmt.Fprintf(w, "HTTP/2 against HTTP/1.1, the same server in the same run (median deliveries/s): ")
+	for _, proto := range cfg.protos {
+		if proto == "h1" {
+			continue
+		}
 		var parts []string
 		for _, n := range sr.names {
 			for _, pubs := range cfg.pubs {
-				h1, h2 := sr.get(n, fmt.Sprintf("fan h1 %d", pubs)), sr.get(n, fmt.Sprintf("fan h2 %d", pubs))
-				if h1.usable() && h2.usable() {
-					parts = append(parts, fmt.Sprintf("%s P=%d %.2f×", n, pubs, h2.med()/h1.med()))
+				h1, other := sr.get(n, fmt.Sprintf("fan h1 %d", pubs)), sr.get(n, fmt.Sprintf("fan %s %d", proto, pubs))
+				if h1.usable() && other.usable() {
+					parts = append(parts, fmt.Sprintf("%s P=%d %.2f×", n, pubs, other.med()/h1.med()))
 				}
 			}
 		}
-		fmt.Fprintf(w, "%s.\n\n", strings.Join(parts, ", "))
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s against HTTP/1.1, the same server in the same run (median deliveries/s): %s.\n\n", protoLabel(proto), strings.Join(parts, ", "))
+		}
 	}
 
 	fmt.Fprintf(w, "### Latency\n\nOne publishing connection at a steady R events a second for %.0f s, %d subscribers over HTTP/1.1; each figure is the time from the start of an event's POST to its arrival, over every subscriber and event of a round (min / median / max of the rounds' figures). \"reached\" is the publishing rate achieved.\n\n", cfg.latSeconds, cfg.subs)
@@ -891,9 +939,21 @@ func printServers(w io.Writer, cfg *serversConfig, sr *serverResults) (failed bo
 	return failed
 }
 
+func h2ClientLabel(c string) string {
+	if c == "net/http" {
+		return "net/http's client"
+	}
+	return "a raw reader of frames (golang.org/x/net/http2's Framer)"
+}
+
 func protoLabel(p string) string {
-	if p == "h2" {
+	switch p {
+	case "h1tls":
+		return "HTTP/1.1 TLS"
+	case "h2":
 		return "HTTP/2"
+	case "h2c":
+		return "HTTP/2 h2c"
 	}
 	return "HTTP/1.1"
 }

@@ -43,14 +43,16 @@ const centrifugoVersion = "v6.9.1"
 // serverKind is one server that the servers part can run.
 type serverKind struct {
 	name string
-	// h2 tells whether the server is set up to serve subscribers over HTTP/2 (TLS).
-	h2 bool
+	// h2c tells whether the server can serve subscribers HTTP/2 in cleartext (prior knowledge);
+	// all of them serve HTTP/2 and HTTP/1.1 over TLS.
+	h2c bool
 	// setup finds or installs the server and returns what start needs (a binary) and a
 	// description of the version; an error makes the server "unavailable".
 	setup func(cfg *serversConfig) (bin, version string, err error)
-	// start runs the server in dir, on fresh ports. With tls, subscribers connect over
-	// TLS (HTTP/2 offered by ALPN) with the certificate in dir.
-	start func(bin, dir string, tls bool, cfg *serversConfig) (*serverProc, error)
+	// start runs the server in dir, on fresh ports, for subscribers of the protocol proto
+	// (see serversConfig.protos): for h1tls and h2, over TLS (HTTP/2 and HTTP/1.1 offered by
+	// ALPN) with a certificate it writes in dir.
+	start func(bin, dir string, proto string, cfg *serversConfig) (*serverProc, error)
 }
 
 // serverProc is one running server.
@@ -86,10 +88,10 @@ func (p *serverProc) stop() {
 // serverKinds are the servers measured, httpsse first.
 func serverKinds() []*serverKind {
 	return []*serverKind{
-		{name: "httpsse", h2: true, setup: setupHTTPSSE, start: startHTTPSSE},
-		{name: "nginx+nchan", h2: true, setup: setupNchan, start: startNchan},
-		{name: "centrifugo", h2: true, setup: setupCentrifugo, start: startCentrifugo},
-		{name: "mercure", h2: true, setup: setupMercure, start: startMercure},
+		{name: "httpsse", h2c: true, setup: setupHTTPSSE, start: startHTTPSSE},
+		{name: "nginx+nchan", h2c: true, setup: setupNchan, start: startNchan},
+		{name: "centrifugo", setup: setupCentrifugo, start: startCentrifugo},
+		{name: "mercure", setup: setupMercure, start: startMercure},
 	}
 }
 
@@ -253,13 +255,19 @@ func setupHTTPSSE(*serversConfig) (string, string, error) {
 	return exe, "this repository, " + runtime.Version(), nil
 }
 
-func startHTTPSSE(bin, dir string, tls bool, _ *serversConfig) (*serverProc, error) {
+// usesTLS tells whether subscribers of proto connect over TLS.
+func usesTLS(proto string) bool { return proto == "h1tls" || proto == "h2" }
+
+func startHTTPSSE(bin, dir string, proto string, _ *serversConfig) (*serverProc, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"-serve-httpsse", "-serve-addr", addr}
-	subAddr := addr
+	if proto == "h2c" {
+		args = append(args, "-serve-h2c")
+	}
+	subAddr, tls := addr, usesTLS(proto)
 	if tls {
 		var cert, key string
 		if subAddr, cert, key, err = tlsListen(dir); err != nil {
@@ -348,19 +356,26 @@ func aptInstall(pkgs ...string) error {
 	return nil
 }
 
-func startNchan(bin, dir string, tls bool, cfg *serversConfig) (*serverProc, error) {
+func startNchan(bin, dir string, proto string, cfg *serversConfig) (*serverProc, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	subAddr, tlsConf := addr, ""
-	if tls {
+	subAddr, tlsConf, tls := addr, "", usesTLS(proto)
+	switch {
+	case tls:
 		var cert, key string
 		if subAddr, cert, key, err = tlsListen(dir); err != nil {
 			return nil, err
 		}
 		tlsConf = fmt.Sprintf("    listen %s ssl http2;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    http2_max_concurrent_streams 1000;\n",
 			subAddr, cert, key)
+	case proto == "h2c":
+		// nginx 1.22: a listener with http2 and no ssl speaks HTTP/2 with prior knowledge only.
+		if subAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		tlsConf = fmt.Sprintf("    listen %s http2;\n    http2_max_concurrent_streams 1000;\n", subAddr)
 	}
 	conf := fmt.Sprintf(`load_module %s;
 daemon off;
@@ -461,7 +476,8 @@ func setupCentrifugo(cfg *serversConfig) (string, string, error) {
 	return bin, "github.com/centrifugal/centrifugo/v6 " + centrifugoVersion, nil
 }
 
-func startCentrifugo(bin, dir string, tls bool, _ *serversConfig) (*serverProc, error) {
+func startCentrifugo(bin, dir string, proto string, _ *serversConfig) (*serverProc, error) {
+	tls := usesTLS(proto)
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -557,7 +573,8 @@ func benchSourceDir() string {
 	return ""
 }
 
-func startMercure(bin, dir string, tls bool, _ *serversConfig) (*serverProc, error) {
+func startMercure(bin, dir string, proto string, _ *serversConfig) (*serverProc, error) {
+	tls := usesTLS(proto)
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
