@@ -80,6 +80,7 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.scenario, "scenario", "all", "scenario to run: scale, churn, slow, storm, h2, or all (scale, churn and slow)")
 	flag.StringVar(&cfg.child, "child", "", "internal: run as the subscriber process of this scenario")
+	flag.BoolVar(&ownListener, "listener", false, "scale, churn, slow and storm: serve the streams with httpsse.NewListener instead of net/http alone")
 	flag.StringVar(&cfg.addr, "addr", "", "internal: the server's address, for -child")
 
 	flag.IntVar(&cfg.subscribers, "subscribers", 10000, "scale, storm and h2: concurrent subscribers on one shared Route (h2: 1000 unless given)")
