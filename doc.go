@@ -23,6 +23,11 @@
 // response, so that a page needs one EventSource; with Replay its one Last-Event-ID resumes
 // every topic exactly.
 //
+// Use [NewListener] to serve the streams of an [http.Server] with httpsse's own connection
+// handling: a connection whose first request is an EventSource's is served without
+// net/http's per-connection buffers, so that an idle subscriber costs about half the memory;
+// every other connection goes to the server as usual.
+//
 // Use [KeepAlive] to send a comment to subscribers that have been sent nothing for a while,
 // so that proxies with an idle timeout keep quiet streams open, at no cost per subscriber.
 //

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -626,5 +627,53 @@ func TestAcceptsEventStream(t *testing.T) {
 		if got := acceptsEventStream(tc.accept); got != tc.want {
 			t.Errorf("acceptsEventStream(%q) = %v", tc.accept, got)
 		}
+	}
+}
+
+// Close racing with connections at every stage (being read, handed over, streaming) leaves
+// nothing behind: every connection ends, and no goroutine of the listener is left.
+func TestListenerCloseRace(t *testing.T) {
+	checkNoLeaks(t)
+	for range 5 {
+		route := NewRoute(WaitForSubscriber(false))
+		mux := http.NewServeMux()
+		mux.Handle("/events", route)
+		mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+		srv := &http.Server{Handler: mux}
+		srv.RegisterOnShutdown(func() { route.Close() })
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(NewListener(ln, srv))
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Go(func() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return // the listener is closed already
+				}
+				defer c.Close()
+				switch i % 3 {
+				case 0:
+					io.WriteString(c, "GET /events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
+				case 1:
+					io.WriteString(c, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n")
+				case 2:
+					io.WriteString(c, "GET /eve") // half a request
+				}
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(io.Discard, c)
+			})
+		}
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		publishData(t, route, "x")
+		if rand.IntN(2) == 0 {
+			srv.Close()
+		} else {
+			srv.Shutdown(context.Background())
+		}
+		route.Close()
+		wg.Wait() // every connection was ended by the server
 	}
 }
