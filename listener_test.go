@@ -89,7 +89,7 @@ func TestListenerStreamBytes(t *testing.T) {
 	// The events may come in one chunk or two, as the subscriber takes them.
 	const events = "data: a\n\n" + "data: line 1\ndata: line 2\n\n"
 	one := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(events), events)
-	two := "9\r\ndata: a\n\n\r\n" + "1c\r\ndata: line 1\ndata: line 2\n\n\r\n" + "0\r\n\r\n"
+	two := "9\r\ndata: a\n\n\r\n" + "1b\r\ndata: line 1\ndata: line 2\n\n\r\n" + "0\r\n\r\n"
 	if string(body) != one && string(body) != two {
 		t.Errorf("body\n%q\nwant\n%q\nor\n%q", body, one, two)
 	}
@@ -452,6 +452,16 @@ func TestListenerOtherResponses(t *testing.T) {
 		w.Header().Set("Bad Name", "v")
 		w.Write([]byte("<html>"))
 	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(strings.Repeat("y", 10000)))
+		w.Write([]byte("z"))
+	})
+	mux.HandleFunc("/big-length", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "10001")
+		w.Write([]byte(strings.Repeat("y", 10000) + "z"))
+	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 	mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
 	ts := httptest.NewUnstartedServer(mux)
@@ -484,6 +494,8 @@ func TestListenerOtherResponses(t *testing.T) {
 		{"/no-content", "", "", 204, 0},
 		{"/length", "abc", "text/plain; charset=utf-8", 200, 3},
 		{"/inject", "<html>", "text/html; charset=utf-8", 200, -1},
+		{"/big", strings.Repeat("y", 10000) + "z", "text/plain", 200, -1},
+		{"/big-length", strings.Repeat("y", 10000) + "z", "text/plain", 200, 10001},
 	} {
 		resp, body, err := get(tc.path)
 		if err != nil {

@@ -36,10 +36,6 @@ type streamWriter struct {
 
 var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// maxPooledChunk is the largest buffer kept for the next write: a Route writes at most
-// maxWrite at once.
-const maxPooledChunk = maxWrite + 64
-
 // Header returns the header to send. Once it has gone, changing it has no effect (as under
 // net/http), and the writer lets the map go, which a long stream would keep for nothing.
 func (w *streamWriter) Header() http.Header {
@@ -90,7 +86,10 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// send writes p, with the header first if it has not gone yet, in one write.
+// send writes p, with the header first if it has not gone yet, in one system call. Up to
+// copyLimit bytes of p are copied after the framing into a pooled buffer; more go out from
+// where they are (writev), so that a write blocked on a client that stopped reading holds
+// no copy of a large event.
 func (w *streamWriter) send(p []byte) error {
 	bp := chunkBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -101,23 +100,26 @@ func (w *streamWriter) send(p []byte) error {
 	if !w.noBody && !w.chunked && int64(len(p)) > w.left {
 		p, err = nil, http.ErrContentLength
 	}
-	switch {
-	case len(p) == 0 || w.noBody:
-	case w.chunked:
+	if w.noBody {
+		p = nil
+	}
+	var tail string
+	if len(p) > 0 && w.chunked {
 		b = strconv.AppendInt(b, int64(len(p)), 16)
 		b = append(b, "\r\n"...)
-		b = append(b, p...)
-		b = append(b, "\r\n"...)
-	default:
-		w.left -= int64(len(p))
-		b = append(b, p...)
+		tail = "\r\n"
 	}
-	if len(b) > 0 {
-		w.write(b)
+	w.left -= int64(len(p))
+	switch {
+	case len(p) > copyLimit:
+		w.writeBuffers(net.Buffers{b, p, []byte(tail)})
+	case len(b)+len(p) > 0:
+		b = append(b, p...)
+		w.write(append(b, tail...))
 	}
 	w.header = nil
-	if cap(b) <= maxPooledChunk {
-		*bp = b
+	if cap(b) <= maxPooled {
+		*bp = b[:0]
 		chunkBuffers.Put(bp)
 	}
 	if err == nil {
@@ -126,6 +128,13 @@ func (w *streamWriter) send(p []byte) error {
 	return err
 }
 
+// copyLimit is the most of a Write that is copied to go out with its framing in one write;
+// maxPooled is the largest buffer kept for the next (a header may be large).
+const (
+	copyLimit = 2 << 10
+	maxPooled = 8 << 10
+)
+
 // write writes b to the connection and records the first error, which also ends the
 // request's context, as net/http does.
 func (w *streamWriter) write(b []byte) {
@@ -133,6 +142,17 @@ func (w *streamWriter) write(b []byte) {
 		return
 	}
 	if _, err := w.conn.Write(b); err != nil {
+		w.err = err
+		w.cancel()
+	}
+}
+
+// writeBuffers is write of several pieces at once.
+func (w *streamWriter) writeBuffers(bufs net.Buffers) {
+	if w.err != nil {
+		return
+	}
+	if _, err := bufs.WriteTo(w.conn); err != nil {
 		w.err = err
 		w.cancel()
 	}
