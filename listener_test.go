@@ -689,3 +689,25 @@ func TestListenerCloseRace(t *testing.T) {
 		wg.Wait() // every connection was ended by the server
 	}
 }
+
+// The server's ReadTimeout and WriteTimeout bound the reading of the request, not the
+// stream: a healthy stream outlives them.
+func TestListenerOutlivesServerTimeouts(t *testing.T) {
+	t.Parallel() // a second of streaming; TestMain checks for leaks
+	route := NewRoute(WaitForSubscriber(false))
+	defer route.Close()
+	ts := httptest.NewUnstartedServer(route)
+	ts.Config.ReadTimeout, ts.Config.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ts.Listener = NewListener(ts.Listener, ts.Config)
+	ts.Start()
+	defer ts.Close()
+	c := dialTest(t, ts.URL)
+	waitSubscribers(t, route, 1)
+	for i := range 10 {
+		time.Sleep(100 * time.Millisecond)
+		publishData(t, route, fmt.Sprint("tick ", i))
+		if got, want := nextData(t, c), fmt.Sprint("tick ", i); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
