@@ -241,6 +241,15 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	}
 }
 
+// The fields that interpret acts on; any other is ignored.
+const (
+	fieldOther = iota
+	fieldData
+	fieldEvent
+	fieldID
+	fieldRetry
+)
+
 // interpret processes one line as "Interpreting an event stream" says, and reports whether
 // it dispatched an event.
 func (dec *Decoder) interpret(line []byte) bool {
@@ -259,53 +268,78 @@ func (dec *Decoder) interpret(line []byte) bool {
 		return true
 	}
 	// "If the line starts with a U+003A COLON character (:): Ignore the line."
-	if line[0] == ':' {
-		comment := line[1:]
-		if len(comment) > 0 && comment[0] == ' ' {
-			comment = comment[1:]
-		}
-		dec.checkSize(dec.collapsedLen() + len(dec.name) + len(comment))
-		return false
-	}
 	// "If the line contains a U+003A COLON character: Collect the characters on the line
 	// before the first U+003A COLON character, and let field be that string. Collect the
 	// characters on the line after the first U+003A COLON character, and let value be that
 	// string. If value starts with a U+0020 SPACE character, remove it from value."
 	// "Otherwise, the string is not empty but does not contain a U+003A COLON character: use
 	// the whole line as the field name, and the empty string as the field value."
-	field, value := line, line[len(line):]
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		field, value = line[:i], line[i+1:]
+	// The fields that streams send on every event are recognised by their first bytes,
+	// without searching the line for its colon.
+	var field int
+	var value []byte
+	switch {
+	case len(line) >= 5 && string(line[:5]) == "data:":
+		field, value = fieldData, line[5:]
+	case len(line) >= 6 && string(line[:6]) == "event:":
+		field, value = fieldEvent, line[6:]
+	case len(line) >= 3 && string(line[:3]) == "id:":
+		field, value = fieldID, line[3:]
+	case line[0] == ':':
+		comment := line[1:]
+		if len(comment) > 0 && comment[0] == ' ' {
+			comment = comment[1:]
+		}
+		dec.checkSize(dec.collapsedLen() + len(dec.name) + len(comment))
+		return false
+	default:
+		name := line
+		value = line[len(line):]
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			name, value = line[:i], line[i+1:]
+		}
+		switch string(name) {
+		case "data":
+			field = fieldData
+		case "event":
+			field = fieldEvent
+		case "id":
+			field = fieldID
+		case "retry":
+			field = fieldRetry
+		}
 	}
 	if len(value) > 0 && value[0] == ' ' {
 		value = value[1:]
 	}
-	size := dec.collapsedLen() + len(dec.name) + len(value)
-	switch string(field) {
-	case "data":
+	var size int
+	switch field {
+	case fieldData:
 		size = len(dec.data) + len(dec.name) + len(value) // a LF will join the lines
-	case "event":
+	case fieldEvent:
 		size = dec.collapsedLen() + len(value) // the new name replaces the old
+	default:
+		size = dec.collapsedLen() + len(dec.name) + len(value)
 	}
 	if !dec.checkSize(size) {
 		return false
 	}
-	switch string(field) {
-	case "data":
+	switch field {
+	case fieldData:
 		appendUTF8(&dec.data, value)
 		dec.data = append(dec.data, '\n')
 		dec.lines++
-	case "event":
+	case fieldEvent:
 		dec.name = dec.name[:0]
 		appendUTF8(&dec.name, value)
-	case "id":
+	case fieldID:
 		// "If the field value does not contain U+0000 NULL, then set the last event ID
 		// buffer to the field value. Otherwise, ignore the field."
 		if bytes.IndexByte(value, 0) < 0 {
 			dec.id = dec.id[:0]
 			appendUTF8(&dec.id, value)
 		}
-	case "retry":
+	case fieldRetry:
 		// "If the field value consists of only ASCII digits, then interpret the field value
 		// as an integer in base ten, and set the event stream's reconnection time to that
 		// integer. Otherwise, ignore the field."
@@ -321,11 +355,17 @@ func (dec *Decoder) interpret(line []byte) bool {
 // the line being read, is over the limit.
 func (dec *Decoder) checkSize(size int) bool {
 	if dec.max > 0 && size > dec.max {
-		dec.err = fmt.Errorf("%w: limit %d bytes", ErrEventTooLarge, dec.max)
-		dec.tooBig = true
+		dec.setTooLarge()
 		return false
 	}
 	return true
+}
+
+// setTooLarge ends the stream with ErrEventTooLarge. It is apart from checkSize so that
+// checkSize, called for every line, is inlined.
+func (dec *Decoder) setTooLarge() {
+	dec.err = fmt.Errorf("%w: limit %d bytes", ErrEventTooLarge, dec.max)
+	dec.tooBig = true
 }
 
 // parseDigits parses a retry value in milliseconds, saturating rather than overflowing.
