@@ -400,6 +400,11 @@ func (dec *Decoder) readLine() ([]byte, bool) {
 				dec.start++
 			}
 		}
+		if dec.start < dec.end && dec.buf[dec.start] == '\n' {
+			// A blank line, which ends every event: no need to search for its end.
+			dec.start++
+			return dec.buf[dec.start:dec.start], true
+		}
 		if i := dec.lineEnd(); i >= 0 {
 			line := dec.buf[dec.start:i]
 			dec.start = i + 1
