@@ -60,6 +60,10 @@ type Decoder struct {
 	// The event being read, which after a true Next is the event to decode.
 	data  []byte // the data lines, each followed by LF
 	lines int
+	// held is the value of the event's only data line while it is still in buf and valid
+	// UTF-8, so that it is copied once, by Decode, rather than into data first. It counts
+	// when lines > 0 and data is empty; fill, which may overwrite it, moves it into data.
+	held  []byte
 	name  []byte
 	ready bool
 
@@ -160,7 +164,10 @@ func (dec *Decoder) Decode(v interface{}) error {
 	if !dec.ready {
 		return errNoEvent
 	}
-	data := dec.data[:len(dec.data)-1] // the standard removes the data buffer's last LF
+	data := dec.held
+	if len(dec.data) > 0 {
+		data = dec.data[:len(dec.data)-1] // the standard removes the data buffer's last LF
+	}
 	switch v := v.(type) {
 	case *Event:
 		dec.decodeEvent(v, data)
@@ -315,7 +322,7 @@ func (dec *Decoder) interpret(line []byte) bool {
 	var size int
 	switch field {
 	case fieldData:
-		size = len(dec.data) + len(dec.name) + len(value) // a LF will join the lines
+		size = dec.dataLen() + len(dec.name) + len(value) // a LF will join the lines
 	case fieldEvent:
 		size = dec.collapsedLen() + len(value) // the new name replaces the old
 	default:
@@ -326,8 +333,13 @@ func (dec *Decoder) interpret(line []byte) bool {
 	}
 	switch field {
 	case fieldData:
-		appendUTF8(&dec.data, value)
-		dec.data = append(dec.data, '\n')
+		if dec.lines == 0 && validUTF8(value) {
+			dec.held = value
+		} else {
+			dec.unhold()
+			appendUTF8(&dec.data, value)
+			dec.data = append(dec.data, '\n')
+		}
 		dec.lines++
 	case fieldEvent:
 		dec.name = dec.name[:0]
@@ -434,7 +446,23 @@ func (dec *Decoder) readLine() ([]byte, bool) {
 
 // collapsedLen is the size of the data so far as EventDataCollapsed would return it.
 func (dec *Decoder) collapsedLen() int {
-	return max(len(dec.data)-1, 0)
+	return max(dec.dataLen()-1, 0)
+}
+
+// dataLen is the length of the data buffer, held data included.
+func (dec *Decoder) dataLen() int {
+	if dec.lines > 0 && len(dec.data) == 0 {
+		return len(dec.held) + 1
+	}
+	return len(dec.data)
+}
+
+// unhold moves held data into the data buffer.
+func (dec *Decoder) unhold() {
+	if dec.lines > 0 && len(dec.data) == 0 {
+		dec.data = append(dec.data, dec.held...)
+		dec.data = append(dec.data, '\n')
+	}
 }
 
 // pendingValueLen is the size of the value of the incomplete line in the buffer.
@@ -511,6 +539,7 @@ func (dec *Decoder) next(c byte, pos, scanned *int) int {
 // fill reads more bytes, moving the unread ones to the front of the buffer or growing it
 // when it is full.
 func (dec *Decoder) fill() {
+	dec.unhold()
 	if dec.buf == nil {
 		dec.buf = make([]byte, initialBufferSize)
 	}
