@@ -402,6 +402,25 @@ func parseDigits(b []byte) (time.Duration, bool) {
 // until the next call. It returns false when the stream ends, discarding an unterminated
 // last line, or when the event grows too large.
 func (dec *Decoder) readLine() ([]byte, bool) {
+	if dec.bomDone && !dec.skipLF && !dec.tooBig && dec.cr < 0 && dec.crScanned >= dec.end && dec.lfScanned <= dec.start {
+		// The usual stream, with LF line ends and no search of the unread bytes to resume.
+		b := dec.buf[dec.start:dec.end]
+		if len(b) > 0 && b[0] == '\n' {
+			// A blank line, which ends every event: no need to search for its end.
+			dec.start++
+			return b[:0], true
+		}
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			dec.start += i + 1
+			return b[:i], true
+		}
+		dec.lf, dec.lfScanned = -1, dec.end
+	}
+	return dec.readLineSlow()
+}
+
+// readLineSlow is readLine for all the cases.
+func (dec *Decoder) readLineSlow() ([]byte, bool) {
 	for !dec.tooBig {
 		if !dec.bomDone && !dec.skipBOM() {
 			continue
@@ -411,11 +430,6 @@ func (dec *Decoder) readLine() ([]byte, bool) {
 			if dec.buf[dec.start] == '\n' {
 				dec.start++
 			}
-		}
-		if dec.start < dec.end && dec.buf[dec.start] == '\n' {
-			// A blank line, which ends every event: no need to search for its end.
-			dec.start++
-			return dec.buf[dec.start:dec.start], true
 		}
 		if i := dec.lineEnd(); i >= 0 {
 			line := dec.buf[dec.start:i]
