@@ -69,6 +69,10 @@ type Decoder struct {
 
 	id     []byte // the last event ID buffer
 	lastID []byte // the last event ID string, set from id at each blank line
+	// idChanged says that an id field set id since the last blank line, so that lastID is
+	// to be set again. idFresh says that lastID changed since the event Next last returned,
+	// so that Decode stores the ID without comparing it with the one the Event holds.
+	idChanged, idFresh bool
 
 	retry    time.Duration
 	retrySet bool
@@ -124,6 +128,7 @@ func (dec *Decoder) reset(r io.Reader) {
 	dec.name = dec.name[:0]
 	dec.ready = false
 	dec.id = append(dec.id[:0], dec.lastID...)
+	dec.idChanged, dec.idFresh = false, true
 }
 
 // Next reads the stream up to the end of the next event that is dispatched, and reports
@@ -136,6 +141,7 @@ func (dec *Decoder) Next() bool {
 		dec.lines = 0
 		dec.name = dec.name[:0]
 		dec.ready = false
+		dec.idFresh = false
 	}
 	for {
 		line, ok := dec.readLine()
@@ -203,7 +209,7 @@ func (dec *Decoder) decodeEvent(ev *Event, data []byte) {
 	ev.lines = dec.lines
 	ev.more = nil
 	nameSame := string(dec.name) == ev.name
-	idSame := string(dec.id) == ev.id
+	idSame := !dec.idFresh && string(dec.id) == ev.id
 	if len(data) > combineLimit {
 		ev.data = string(data)
 		if !nameSame {
@@ -262,9 +268,10 @@ const (
 func (dec *Decoder) interpret(line []byte) bool {
 	// "If the line is empty (a blank line): Dispatch the event."
 	if len(line) == 0 {
-		if !bytes.Equal(dec.lastID, dec.id) {
+		if dec.idChanged {
 			dec.lastID = dec.lastID[:0]
 			dec.lastID = append(dec.lastID, dec.id...)
+			dec.idChanged, dec.idFresh = false, true
 		}
 		if dec.lines == 0 {
 			// "If the data buffer is an empty string, set the data buffer and the event
@@ -350,6 +357,7 @@ func (dec *Decoder) interpret(line []byte) bool {
 		if bytes.IndexByte(value, 0) < 0 {
 			dec.id = dec.id[:0]
 			appendUTF8(&dec.id, value)
+			dec.idChanged = true
 		}
 	case fieldRetry:
 		// "If the field value consists of only ASCII digits, then interpret the field value
