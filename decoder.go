@@ -199,8 +199,10 @@ const combineLimit = 4 << 10
 // arenaSize is the size of the blocks that decodeEvent cuts the strings of small events
 // from, so that one allocation serves many events. Only appending to a block, never
 // changing what it holds, keeps the strings already cut from it immutable. A string that
-// the caller keeps keeps its block, at most arenaSize bytes, alive.
-const arenaSize = 4 << 10
+// the caller keeps keeps its block, at most arenaSize bytes, alive. Blocks of 4 KiB took
+// twice as many spans from the heap for the same bytes (a 4 KiB object shares an 8 KiB
+// span), and allocating was a tenth of the time decoding small events.
+const arenaSize = 16 << 10
 
 // decodeEvent fills ev with at most one allocation: the data, plus the name and ID when they
 // differ from what ev already holds, copied into one string that the fields slice. Up to
