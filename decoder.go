@@ -63,9 +63,13 @@ type Decoder struct {
 	// held is the value of the event's only data line while it is still in buf and valid
 	// UTF-8, so that it is copied once, by Decode, rather than into data first. It counts
 	// when lines > 0 and data is empty; fill, which may overwrite it, moves it into data.
-	held  []byte
-	name  []byte
-	ready bool
+	held []byte
+	name []byte
+	// nameLen is the length of the last name decoded into name, whose bytes stay in its
+	// array after Next empties it: a stream that sends the same name with every event
+	// has it compared, not checked and copied again.
+	nameLen int
+	ready   bool
 
 	id     []byte // the last event ID buffer
 	lastID []byte // the last event ID string, set from id at each blank line
@@ -351,8 +355,15 @@ func (dec *Decoder) interpret(line []byte) bool {
 		}
 		dec.lines++
 	case fieldEvent:
+		// Decoded bytes equal to value mean that value was valid UTF-8, so that they are
+		// what decoding it gives.
+		if n := len(value); n == dec.nameLen && string(dec.name[:n]) == string(value) {
+			dec.name = dec.name[:n]
+			break
+		}
 		dec.name = dec.name[:0]
 		appendUTF8(&dec.name, value)
+		dec.nameLen = len(dec.name)
 	case fieldID:
 		// "If the field value does not contain U+0000 NULL, then set the last event ID
 		// buffer to the field value. Otherwise, ignore the field."
