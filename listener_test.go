@@ -397,30 +397,7 @@ func TestListenerBehindMiddleware(t *testing.T) {
 
 // A client that stops reading is cut by the Route's per-write deadline.
 func TestListenerWriteDeadline(t *testing.T) {
-	checkNoLeaks(t)
-	route := NewRoute(MaxQueuedBytes(1<<30), WriteTimeout(100*time.Millisecond))
-	defer route.Close()
-	returned := make(chan struct{})
-	ts := startListener(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route.ServeHTTP(w, r)
-		close(returned)
-	}))
-	c := rawStream(t, ts.Listener.Addr().String(), "")
-	c.(*net.TCPConn).SetReadBuffer(4 << 10)
-	waitSubscribers(t, route, 1)
-	big := strings.Repeat("y", 1<<20)
-	go func() {
-		for range 16 {
-			if route.PublishEvent(func(w EventWriter) error { return w.WriteData(big) }) != nil {
-				return
-			}
-		}
-	}()
-	select {
-	case <-returned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a client that stopped reading held its handler past the write deadline")
-	}
+	testWriteDeadlineCutsStalledClient(t, func(h http.Handler) *httptest.Server { return startListener(t, h) })
 }
 
 // Handlers other than a Route answer event-stream requests as they would under net/http.

@@ -669,10 +669,16 @@ func TestRouteSlowSubscriberDropped(t *testing.T) {
 // Rule 2: a client that stops reading is cut by the per-write deadline even when its queue
 // is within budget.
 func TestRouteWriteDeadlineCutsStalledClient(t *testing.T) {
+	testWriteDeadlineCutsStalledClient(t, httptest.NewServer)
+}
+
+// testWriteDeadlineCutsStalledClient serves a Route with a short WriteTimeout on a server
+// that start makes, stalls a client and publishes large events until its handler returns.
+func testWriteDeadlineCutsStalledClient(t *testing.T, start func(http.Handler) *httptest.Server) {
 	checkNoLeaks(t)
 	route := NewRoute(MaxQueuedBytes(1<<30), WriteTimeout(100*time.Millisecond))
 	returned := make(chan struct{})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route.ServeHTTP(w, r)
 		close(returned)
 	}))

@@ -103,16 +103,17 @@ func (w *streamWriter) send(p []byte) error {
 	if w.noBody {
 		p = nil
 	}
-	var tail string
+	var tail []byte // what follows p: the CRLF that ends a chunk
 	if len(p) > 0 && w.chunked {
 		b = strconv.AppendInt(b, int64(len(p)), 16)
-		b = append(b, "\r\n"...)
-		tail = "\r\n"
+		b = append(b, crlf...)
+		tail = crlf
+	} else {
+		w.left -= int64(len(p))
 	}
-	w.left -= int64(len(p))
 	switch {
 	case len(p) > copyLimit:
-		w.writeBuffers(net.Buffers{b, p, []byte(tail)})
+		w.writeBuffers(net.Buffers{b, p, tail})
 	case len(b)+len(p) > 0:
 		b = append(b, p...)
 		w.write(append(b, tail...))
@@ -127,6 +128,8 @@ func (w *streamWriter) send(p []byte) error {
 	}
 	return err
 }
+
+var crlf = []byte("\r\n")
 
 // copyLimit is the most of a Write that is copied to go out with its framing in one write;
 // maxPooled is the largest buffer kept for the next (a header may be large).
