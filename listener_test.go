@@ -688,3 +688,22 @@ func TestListenerOutlivesServerTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// Rule 2 through the listener: a closed Route answers 204 No Content, which tells an
+// EventSource not to reconnect, and the connection ends.
+func TestListenerClosedRoute204(t *testing.T) {
+	checkNoLeaks(t)
+	route := NewRoute()
+	route.Close()
+	ts := startListener(t, route)
+	c := rawStream(t, ts.Listener.Addr().String(), "")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNoContent || len(body) != 0 || err != nil || !resp.Close {
+		t.Errorf("status %d, body %q (%v), Connection: close %v; want 204, no body, close", resp.StatusCode, body, err, resp.Close)
+	}
+}
